@@ -1,0 +1,77 @@
+// PUBLIC CONTRACT of the client library (records and exceptions). ChainClient's methods are listed in ChainClient.cs.
+namespace Chain.Client;
+
+public sealed record ChainClientOptions
+{
+    /// <summary>The master's address, e.g. http://127.0.0.1:7400.</summary>
+    public required Uri Master { get; init; }
+    /// <summary>Overall deadline of one operation including retries.</summary>
+    public TimeSpan OperationTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>Deadline of one attempt of a unary call.</summary>
+    public TimeSpan AttemptTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>Upper bound on attempts of one operation.</summary>
+    public int MaxAttempts { get; init; } = 8;
+    public TimeSpan RetryBaseDelay { get; init; } = TimeSpan.FromMilliseconds(50);
+}
+
+public sealed record ObjectInfo(string Bucket, string Key, long Size, string Sha256Hex, ulong Version, DateTimeOffset Created, string ContentType);
+
+public sealed record PutResult(string Bucket, string Key, long Size, string Sha256Hex, ulong Version, bool Deduplicated);
+
+public sealed record PutOptions
+{
+    public string ContentType { get; init; } = "application/octet-stream";
+    public IReadOnlyDictionary<string, string>? UserMetadata { get; init; }
+    /// <summary>Called with the number of bytes sent so far (for progress bars).</summary>
+    public IProgress<long>? Progress { get; init; }
+}
+
+public sealed record BucketInfo(string Name, DateTimeOffset Created);
+
+public sealed record ChainView(uint ChainId, ulong Epoch, IReadOnlyList<string> NodeIds);
+
+public sealed record NodeView(string NodeId, string Address, bool Alive, DateTimeOffset? LastHeartbeat);
+
+public sealed record ClusterStatus(ulong ConfigVersion, int Replicas, IReadOnlyList<ChainView> Chains, IReadOnlyList<NodeView> Nodes, IReadOnlyList<BucketInfo> Buckets);
+
+/// <summary>Base of every error the client throws for a failed operation.</summary>
+public class ChainException : Exception
+{
+    public ChainException(string message, Exception? inner = null) : base(message, inner) { }
+}
+
+public sealed class ObjectNotFoundException : ChainException
+{
+    public ObjectNotFoundException(string bucket, string key) : base($"object '{bucket}/{key}' not found") { Bucket = bucket; Key = key; }
+    public string Bucket { get; }
+    public string Key { get; }
+}
+
+public sealed class BucketNotFoundException : ChainException
+{
+    public BucketNotFoundException(string bucket) : base($"bucket '{bucket}' does not exist") { Bucket = bucket; }
+    public string Bucket { get; }
+}
+
+/// <summary>The request itself is wrong (bad key, bad bucket name, ...); retrying cannot help.</summary>
+public sealed class ChainArgumentException : ChainException
+{
+    public ChainArgumentException(string message, Exception? inner = null) : base(message, inner) { }
+}
+
+public sealed class ObjectTooLargeException : ChainException
+{
+    public ObjectTooLargeException(string message) : base(message) { }
+}
+
+/// <summary>Data failed verification (digest mismatch on write or read).</summary>
+public sealed class IntegrityException : ChainException
+{
+    public IntegrityException(string message) : base(message) { }
+}
+
+/// <summary>The cluster could not complete the operation within its deadline and retries.</summary>
+public sealed class ChainUnavailableException : ChainException
+{
+    public ChainUnavailableException(string message, Exception? inner = null) : base(message, inner) { }
+}

@@ -1,0 +1,589 @@
+using System.Runtime.CompilerServices;
+using System.Security.Cryptography;
+using System.Text;
+using Chain.Client.Internal;
+using Chain.Protocol;
+using Chain.Protocol.V1;
+using Chain.Rpc;
+using Google.Protobuf;
+
+[assembly: InternalsVisibleTo("Chain.Client.Tests")]
+
+namespace Chain.Client;
+
+/// <summary>
+/// Client of a Chain cluster. Thread-safe; keep one per process and reuse it. Routes each key to its chain (writes to
+/// the head, reads to the tail) from a cached configuration of the master, refreshes that configuration when a node
+/// says it is stale, and retries transient failures within <see cref="ChainClientOptions.OperationTimeout"/> and
+/// <see cref="ChainClientOptions.MaxAttempts"/>.
+/// </summary>
+public sealed class ChainClient : IAsyncDisposable, IDisposable
+{
+    /// <summary>Streams get at least this throughput's worth of time: max(OperationTimeout, size / rate).</summary>
+    internal const double StreamBytesPerSecond = 10_000_000;
+
+    private readonly ChainClientOptions _options;
+    private readonly IRpcTransport _transport;
+    private readonly CancellationTokenSource _shutdown = new();
+    private readonly ConfigCache _config;
+    private readonly RetryRunner _retry;
+    private int _disposed;
+
+    public ChainClient(ChainClientOptions options) : this(options, new RpcChannelTransport())
+    {
+    }
+
+    internal ChainClient(ChainClientOptions options, IRpcTransport transport)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(options.Master, nameof(options.Master));
+        ArgumentNullException.ThrowIfNull(transport);
+        if (!options.Master.IsAbsoluteUri)
+            throw new ArgumentException($"the master address '{options.Master}' must be an absolute URI", nameof(options));
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(options.OperationTimeout, TimeSpan.Zero, nameof(options.OperationTimeout));
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(options.AttemptTimeout, TimeSpan.Zero, nameof(options.AttemptTimeout));
+        _options = options;
+        _transport = transport;
+        _config = new ConfigCache(FetchConfigAsync, _shutdown.Token);
+        _retry = new RetryRunner(options, _config.Invalidate, _shutdown.Token);
+    }
+
+    // ------------------------------------------------------------------ objects
+
+    public Task<PutResult> PutAsync(string bucket, string key, Stream content, PutOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(content);
+        var keyBytes = CheckObjectArgs(bucket, key);
+        return PutCoreAsync(bucket, key, keyBytes, ChunkSource.For(content), options ?? DefaultPutOptions, cancellationToken);
+    }
+
+    public Task<PutResult> PutAsync(string bucket, string key, ReadOnlyMemory<byte> content, PutOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        var keyBytes = CheckObjectArgs(bucket, key);
+        return PutCoreAsync(bucket, key, keyBytes, ChunkSource.For(content), options ?? DefaultPutOptions, cancellationToken);
+    }
+
+    public Task<ObjectInfo> GetAsync(string bucket, string key, Stream destination, IProgress<long>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        if (!destination.CanWrite)
+            throw new ArgumentException("the destination stream is not writable", nameof(destination));
+        var keyBytes = CheckObjectArgs(bucket, key);
+        return GetCoreAsync(bucket, key, keyBytes, destination, progress, cancellationToken);
+    }
+
+    public async Task<byte[]> GetBytesAsync(string bucket, string key, CancellationToken cancellationToken = default)
+    {
+        using var buffer = new MemoryStream();
+        await GetAsync(bucket, key, buffer, null, cancellationToken).ConfigureAwait(false);
+        return buffer.ToArray();
+    }
+
+    public Task<ObjectInfo> StatAsync(string bucket, string key, CancellationToken cancellationToken = default)
+    {
+        var keyBytes = CheckObjectArgs(bucket, key);
+        var keyString = UnsafeByteOperations.UnsafeWrap(keyBytes);
+        return _retry.RunAsync("stat", async (state, ct) =>
+        {
+            var route = await RouteAsync(state, bucket, keyBytes, write: false, ct).ConfigureAwait(false);
+            var request = new StatRequest { Routing = Routing(route), Bucket = bucket, Key = keyString };
+            var response = await _transport.For(route.Address)
+                .UnaryAsync(StoreMethods.Stat, request, UnaryOptions(ct)).ConfigureAwait(false);
+            if (response.Meta is null)
+                throw new ChainException($"protocol error: node '{route.NodeId}' answered stat without metadata");
+            return ToObjectInfo(response.Meta, bucket, key);
+        }, cancellationToken, bucket, key);
+    }
+
+    public Task<bool> DeleteAsync(string bucket, string key, CancellationToken cancellationToken = default)
+    {
+        var keyBytes = CheckObjectArgs(bucket, key);
+        var keyString = UnsafeByteOperations.UnsafeWrap(keyBytes);
+        var requestId = NewRequestId(); // once per logical delete: the head deduplicates retries by it
+        return _retry.RunAsync("delete", async (state, ct) =>
+        {
+            var route = await RouteAsync(state, bucket, keyBytes, write: true, ct).ConfigureAwait(false);
+            var request = new DeleteRequest { Routing = Routing(route), Bucket = bucket, Key = keyString, RequestId = requestId };
+            var response = await _transport.For(route.Address)
+                .UnaryAsync(StoreMethods.Delete, request, UnaryOptions(ct)).ConfigureAwait(false);
+            return response.Existed;
+        }, cancellationToken, bucket, key);
+    }
+
+    /// <summary>
+    /// Lists a bucket's objects whose keys start with <paramref name="prefix"/> and sort after
+    /// <paramref name="startAfter"/>, in key order (unsigned bytes of the UTF-8 key), merged from all chains page by page.
+    /// </summary>
+    public IAsyncEnumerable<ObjectInfo> ListAsync(string bucket, string prefix = "", string? startAfter = null, CancellationToken cancellationToken = default)
+    {
+        CheckNotDisposed();
+        CheckBucketName(bucket);
+        var prefixBytes = EncodeListBound(prefix ?? "", "prefix");
+        var startAfterBytes = EncodeListBound(startAfter ?? "", "start-after key");
+        return ListCoreAsync(bucket, prefixBytes, startAfterBytes, cancellationToken);
+    }
+
+    // ------------------------------------------------------------------ buckets and cluster
+
+    /// <summary>Creates a bucket; true if it was created, false if it existed already.</summary>
+    public async Task<bool> CreateBucketAsync(string name, CancellationToken cancellationToken = default)
+    {
+        CheckNotDisposed();
+        CheckBucketName(name);
+        var response = await _retry.RunAsync("create bucket", (_, ct) =>
+            _transport.For(_options.Master).UnaryAsync(MasterMethods.CreateBucket, new BucketRequest { Name = name }, UnaryOptions(ct)),
+            cancellationToken, name).ConfigureAwait(false);
+        _config.Offer(response.Config);
+        return !response.Existed;
+    }
+
+    /// <summary>
+    /// Deletes an empty bucket; true if it was deleted, false if it did not exist. A bucket that still holds objects
+    /// fails with a <see cref="ChainException"/> saying so.
+    /// </summary>
+    public async Task<bool> DeleteBucketAsync(string name, CancellationToken cancellationToken = default)
+    {
+        CheckNotDisposed();
+        CheckBucketName(name);
+        BucketResponse response;
+        try
+        {
+            response = await _retry.RunAsync("delete bucket", (_, ct) =>
+                _transport.For(_options.Master).UnaryAsync(MasterMethods.DeleteBucket, new BucketRequest { Name = name }, UnaryOptions(ct)),
+                cancellationToken, name).ConfigureAwait(false);
+        }
+        catch (BucketNotFoundException)
+        {
+            return false;
+        }
+        _config.Offer(response.Config);
+        return response.Existed;
+    }
+
+    public async Task<IReadOnlyList<BucketInfo>> ListBucketsAsync(CancellationToken cancellationToken = default)
+    {
+        var snapshot = await FreshConfigAsync(cancellationToken).ConfigureAwait(false);
+        return ToBuckets(snapshot.Config);
+    }
+
+    /// <summary>The master's current configuration (fetched now, not from the cache).</summary>
+    public async Task<ClusterStatus> GetStatusAsync(CancellationToken cancellationToken = default)
+    {
+        var snapshot = await FreshConfigAsync(cancellationToken).ConfigureAwait(false);
+        var config = snapshot.Config;
+        var chains = config.Chains
+            .OrderBy(c => c.ChainId)
+            .Select(c => new ChainView(c.ChainId, c.Epoch, c.Nodes.ToArray()))
+            .ToArray();
+        var nodes = config.Nodes
+            .Where(n => n.Node is not null)
+            .Select(n => new NodeView(
+                n.Node.NodeId,
+                n.Node.Address,
+                n.Alive,
+                n.LastHeartbeatUnixMs > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(n.LastHeartbeatUnixMs) : null))
+            .ToArray();
+        return new ClusterStatus(config.Version, (int)config.Replicas, chains, nodes, ToBuckets(config));
+    }
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+            return;
+        // Operations in flight end with ObjectDisposedException. The token source is not disposed: calls racing
+        // with Dispose may still link to its token (and it holds no timer).
+        _shutdown.Cancel();
+        _transport.Dispose();
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        Dispose();
+        return ValueTask.CompletedTask;
+    }
+
+    // ------------------------------------------------------------------ put
+
+    private static readonly PutOptions DefaultPutOptions = new();
+
+    private async Task<PutResult> PutCoreAsync(string bucket, string key, byte[] keyBytes, ChunkSource source, PutOptions options, CancellationToken cancellationToken)
+    {
+        var requestId = NewRequestId(); // once per logical put, reused on every retry: the head deduplicates by it
+        var keyString = UnsafeByteOperations.UnsafeWrap(keyBytes);
+        long? size = source.Length;
+        var budget = size is { } known ? StreamBudget(known) : _options.OperationTimeout;
+        var metadata = options.UserMetadata;
+        var progress = options.Progress;
+
+        return await _retry.RunAsync("put", async (state, ct) =>
+        {
+            if (!source.TryRewind())
+            {
+                throw new ChainUnavailableException(
+                    $"put of '{bucket}/{key}' failed after part of the content was sent, and the source stream could not be rewound to retry (it is not seekable)",
+                    state.LastError);
+            }
+            if (state.Attempt > 1)
+                progress?.Report(0);
+
+            var route = await RouteAsync(state, bucket, keyBytes, write: true, ct).ConfigureAwait(false);
+            var header = new PutHeader
+            {
+                Routing = Routing(route),
+                Bucket = bucket,
+                Key = keyString,
+                RequestId = requestId,
+                DeclaredSize = (ulong)(size ?? 0),
+                ContentType = options.ContentType ?? "",
+            };
+            if (metadata is not null)
+            {
+                foreach (var (name, value) in metadata)
+                    header.UserMetadata[name] = value;
+            }
+
+            var callOptions = new CallOptions
+            {
+                // With a known size the whole budget is known; otherwise it grows with the bytes sent.
+                Timeout = size is null ? null : state.Deadline.Remaining,
+                CancellationToken = ct,
+            };
+            using var call = _transport.For(route.Address).ClientStreaming(StoreMethods.Put, callOptions);
+            try
+            {
+                await WriteAsync(call, new PutRequest { Header = header }, ct).ConfigureAwait(false);
+
+                using var whole = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+                long sent = 0;
+                while (true)
+                {
+                    var chunk = await source.ReadChunkAsync(ct).ConfigureAwait(false);
+                    if (chunk.IsEmpty)
+                        break;
+                    whole.AppendData(chunk.Span);
+                    var message = new PutRequest
+                    {
+                        Chunk = new PutChunk
+                        {
+                            // The chunk's memory is never reused, so the message can wrap it without a copy.
+                            Data = UnsafeByteOperations.UnsafeWrap(chunk),
+                            Sha256 = UnsafeByteOperations.UnsafeWrap(SHA256.HashData(chunk.Span)),
+                        },
+                    };
+                    await WriteAsync(call, message, ct).ConfigureAwait(false);
+                    sent += chunk.Length;
+                    progress?.Report(sent);
+                    if (size is null)
+                        state.Deadline.ExtendTo(_options.OperationTimeout + TransferTime(sent));
+                }
+
+                var digest = whole.GetHashAndReset();
+                var commit = new PutCommit { Size = (ulong)sent, Sha256 = UnsafeByteOperations.UnsafeWrap(digest) };
+                await WriteAsync(call, new PutRequest { Commit = commit }, ct).ConfigureAwait(false);
+                await CompleteAsync(call, ct).ConfigureAwait(false);
+                var response = await call.ResponseAsync.WaitAsync(ct).ConfigureAwait(false);
+                return new PutResult(bucket, key, sent, Convert.ToHexStringLower(digest), response.Version, response.Deduplicated);
+            }
+            finally
+            {
+                Observe(call.ResponseAsync);
+            }
+        }, cancellationToken, bucket, key, budget).ConfigureAwait(false);
+    }
+
+    /// <summary>Writes one message; if the write fails because the call ended, surfaces the call's status instead.</summary>
+    private static async Task WriteAsync(IClientStreamingCall<PutRequest, PutResponse> call, PutRequest message, CancellationToken ct)
+    {
+        // The server may have failed the call early (stale epoch, no such bucket, ...): stop sending at once.
+        if (call.ResponseAsync.IsCompleted)
+        {
+            var status = await StatusOfAsync(call.ResponseAsync, ct).ConfigureAwait(false);
+            if (status is not null)
+                throw status;
+            throw new ChainException("protocol error: the node answered the put before it was committed");
+        }
+        try
+        {
+            await call.RequestStream.WriteAsync(message, ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not RpcException && !ct.IsCancellationRequested)
+        {
+            var status = await StatusOfAsync(call.ResponseAsync, ct).ConfigureAwait(false);
+            if (status is not null)
+                throw status;
+            throw;
+        }
+    }
+
+    private static async Task CompleteAsync(IClientStreamingCall<PutRequest, PutResponse> call, CancellationToken ct)
+    {
+        try
+        {
+            await call.RequestStream.CompleteAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not RpcException && !ct.IsCancellationRequested)
+        {
+            var status = await StatusOfAsync(call.ResponseAsync, ct).ConfigureAwait(false);
+            if (status is not null)
+                throw status;
+            throw;
+        }
+    }
+
+    /// <summary>The status a failed call ended with, waiting briefly for it; null if it did not fail with one.</summary>
+    private static async Task<RpcException?> StatusOfAsync(Task<PutResponse> response, CancellationToken ct)
+    {
+        try
+        {
+            await response.WaitAsync(TimeSpan.FromSeconds(2), ct).ConfigureAwait(false);
+            return null;
+        }
+        catch (RpcException rpc)
+        {
+            return rpc;
+        }
+        catch (Exception)
+        {
+            return null;
+        }
+    }
+
+    private static void Observe(Task task)
+    {
+        if (task.IsCompleted)
+        {
+            _ = task.Exception;
+            return;
+        }
+        task.ContinueWith(static t => _ = t.Exception, CancellationToken.None,
+            TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    }
+
+    // ------------------------------------------------------------------ get
+
+    private async Task<ObjectInfo> GetCoreAsync(string bucket, string key, byte[] keyBytes, Stream destination, IProgress<long>? progress, CancellationToken cancellationToken)
+    {
+        var keyString = UnsafeByteOperations.UnsafeWrap(keyBytes);
+        long start = destination.CanSeek ? destination.Position : 0;
+        long written = 0; // bytes written to the destination by the latest attempt
+
+        return await _retry.RunAsync("get", async (state, ct) =>
+        {
+            if (written > 0)
+            {
+                if (!destination.CanSeek)
+                {
+                    throw new ChainUnavailableException(
+                        $"get of '{bucket}/{key}' failed after part of the object was written, and the destination stream cannot be rewound to retry (it is not seekable)",
+                        state.LastError);
+                }
+                destination.Position = start;
+                try
+                {
+                    destination.SetLength(start);
+                }
+                catch (NotSupportedException)
+                {
+                    // Overwriting from the start is the best this stream allows.
+                }
+                written = 0;
+                progress?.Report(0);
+            }
+
+            var route = await RouteAsync(state, bucket, keyBytes, write: false, ct).ConfigureAwait(false);
+            var request = new GetRequest { Routing = Routing(route), Bucket = bucket, Key = keyString };
+            // No per-attempt timeout: the size (and so the time needed) is known only from the first message. The
+            // overall deadline's token bounds the attempt and grows once the size is known.
+            var callOptions = new CallOptions { CancellationToken = ct };
+
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            ObjectMeta? meta = null;
+            await foreach (var message in _transport.For(route.Address)
+                               .ServerStreamingAsync(StoreMethods.Get, request, callOptions)
+                               .WithCancellation(ct).ConfigureAwait(false))
+            {
+                switch (message.PartCase)
+                {
+                    case GetResponse.PartOneofCase.Meta:
+                        if (meta is not null)
+                            throw new ChainException($"protocol error: node '{route.NodeId}' sent the metadata of '{bucket}/{key}' twice");
+                        meta = message.Meta;
+                        state.Deadline.ExtendTo(StreamBudget((long)Math.Min(meta.Size, long.MaxValue)));
+                        break;
+                    case GetResponse.PartOneofCase.Data:
+                        if (meta is null)
+                            throw new ChainException($"protocol error: node '{route.NodeId}' sent data of '{bucket}/{key}' before its metadata");
+                        var data = message.Data;
+                        if ((ulong)(written + data.Length) > meta.Size)
+                            throw new IntegrityException($"'{bucket}/{key}': the node sent more than the {meta.Size} bytes the object has");
+                        hash.AppendData(data.Span);
+                        await destination.WriteAsync(data.Memory, ct).ConfigureAwait(false);
+                        written += data.Length;
+                        progress?.Report(written);
+                        break;
+                }
+            }
+
+            if (meta is null)
+                throw new ChainException($"protocol error: node '{route.NodeId}' ended the get of '{bucket}/{key}' without metadata");
+            if ((ulong)written != meta.Size)
+                throw new IntegrityException($"'{bucket}/{key}': received {written} bytes, but the object has {meta.Size}");
+            var digest = hash.GetHashAndReset();
+            if (!digest.AsSpan().SequenceEqual(meta.Sha256.Span))
+            {
+                throw new IntegrityException(
+                    $"'{bucket}/{key}': SHA-256 of the received data is {Convert.ToHexStringLower(digest)}, but the object's is {Convert.ToHexStringLower(meta.Sha256.Span)}");
+            }
+            return ToObjectInfo(meta, bucket, key);
+        }, cancellationToken, bucket, key).ConfigureAwait(false);
+    }
+
+    // ------------------------------------------------------------------ list
+
+    private async IAsyncEnumerable<ObjectInfo> ListCoreAsync(string bucket, ByteString prefix, ByteString startAfter, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var snapshot = await _retry.RunAsync("list", async (state, ct) =>
+        {
+            var s = await _config.GetAsync(fresh: false, ct).ConfigureAwait(false);
+            state.ConfigVersion = s.Version;
+            if (s.ChainCount == 0)
+                throw new ClusterNotReadyException($"the cluster has no chains yet (config version {s.Version})");
+            return s;
+        }, cancellationToken, bucket).ConfigureAwait(false);
+        int chains = snapshot.ChainCount;
+
+        await foreach (var meta in ListMerger.MergeAsync(chains, startAfter,
+                           (index, after, ct) => ListPageAsync(bucket, (uint)index, chains, prefix, after, ct),
+                           cancellationToken).ConfigureAwait(false))
+        {
+            yield return ToObjectInfo(meta, bucket, null);
+        }
+    }
+
+    /// <summary>One page of one chain, from its tail; each page is an operation of its own (own deadline and retries).</summary>
+    private Task<ListPage> ListPageAsync(string bucket, uint chainId, int chains, ByteString prefix, ByteString startAfter, CancellationToken cancellationToken)
+    {
+        return _retry.RunAsync("list", async (state, ct) =>
+        {
+            var snapshot = await _config.GetAsync(fresh: false, ct).ConfigureAwait(false);
+            state.ConfigVersion = snapshot.Version;
+            if (snapshot.ChainCount != chains && snapshot.ChainCount != 0)
+                throw new ChainException($"the cluster went from {chains} to {snapshot.ChainCount} chains during the listing; list again");
+            var route = snapshot.RouteChain(chainId, write: false);
+            var request = new ListRequest
+            {
+                Routing = Routing(route),
+                Bucket = bucket,
+                Prefix = prefix,
+                StartAfter = startAfter,
+                Limit = Limits.ListLimitMax,
+            };
+            var response = await _transport.For(route.Address)
+                .UnaryAsync(StoreMethods.List, request, UnaryOptions(ct)).ConfigureAwait(false);
+            return new ListPage(response.Objects, response.Truncated);
+        }, cancellationToken, bucket);
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    private Task<ClusterConfig> FetchConfigAsync(CancellationToken cancellationToken) =>
+        _transport.For(_options.Master).UnaryAsync(MasterMethods.GetConfig, new GetConfigRequest(), UnaryOptions(cancellationToken));
+
+    private Task<ClusterSnapshot> FreshConfigAsync(CancellationToken cancellationToken)
+    {
+        CheckNotDisposed();
+        return _retry.RunAsync("get config", (_, ct) => _config.GetAsync(fresh: true, ct), cancellationToken);
+    }
+
+    private async Task<Route> RouteAsync(OperationState state, string bucket, byte[] key, bool write, CancellationToken ct)
+    {
+        var snapshot = await _config.GetAsync(fresh: false, ct).ConfigureAwait(false);
+        state.ConfigVersion = snapshot.Version;
+        return snapshot.RouteKey(bucket, key, write);
+    }
+
+    private CallOptions UnaryOptions(CancellationToken ct) => new() { Timeout = _options.AttemptTimeout, CancellationToken = ct };
+
+    private static Routing Routing(Route route) => new() { ChainId = route.ChainId, Epoch = route.Epoch };
+
+    private TimeSpan StreamBudget(long bytes)
+    {
+        var transfer = TransferTime(bytes);
+        return transfer > _options.OperationTimeout ? transfer : _options.OperationTimeout;
+    }
+
+    private static TimeSpan TransferTime(long bytes) => TimeSpan.FromSeconds(bytes / StreamBytesPerSecond);
+
+    private static ByteString NewRequestId() =>
+        UnsafeByteOperations.UnsafeWrap(RandomNumberGenerator.GetBytes(Limits.RequestIdBytes));
+
+    private byte[] CheckObjectArgs(string bucket, string key)
+    {
+        CheckNotDisposed();
+        ArgumentNullException.ThrowIfNull(key);
+        CheckBucketName(bucket);
+        var keyBytes = EncodeKey(key, "key");
+        if (Validation.CheckKey(keyBytes) is { } problem)
+            throw new ChainArgumentException(problem);
+        return keyBytes;
+    }
+
+    private static void CheckBucketName(string bucket)
+    {
+        if (Validation.CheckBucket(bucket) is { } problem)
+            throw new ChainArgumentException(problem);
+    }
+
+    private static ByteString EncodeListBound(string value, string what)
+    {
+        if (value.Length == 0)
+            return ByteString.Empty;
+        var bytes = EncodeKey(value, what);
+        if (Validation.CheckKey(bytes) is { } problem)
+            throw new ChainArgumentException($"{what}: {problem}");
+        return UnsafeByteOperations.UnsafeWrap(bytes);
+    }
+
+    private static byte[] EncodeKey(string value, string what)
+    {
+        try
+        {
+            return Validation.EncodeKey(value);
+        }
+        catch (EncoderFallbackException ex)
+        {
+            throw new ChainArgumentException($"{what} is not valid Unicode (it contains an unpaired surrogate)", ex);
+        }
+    }
+
+    private static ObjectInfo ToObjectInfo(ObjectMeta meta, string bucket, string? key)
+    {
+        if (key is null)
+        {
+            try
+            {
+                key = Validation.DecodeKey(meta.Key.Span);
+            }
+            catch (DecoderFallbackException ex)
+            {
+                throw new ChainException($"protocol error: a node listed a key in '{bucket}' that is not valid UTF-8", ex);
+            }
+        }
+        return new ObjectInfo(
+            string.IsNullOrEmpty(meta.Bucket) ? bucket : meta.Bucket,
+            key,
+            (long)Math.Min(meta.Size, long.MaxValue),
+            Convert.ToHexStringLower(meta.Sha256.Span),
+            meta.Version,
+            DateTimeOffset.FromUnixTimeMilliseconds(meta.CreatedUnixMs),
+            meta.ContentType);
+    }
+
+    private static IReadOnlyList<BucketInfo> ToBuckets(ClusterConfig config) =>
+        config.Buckets
+            .OrderBy(b => b.Name, StringComparer.Ordinal)
+            .Select(b => new BucketInfo(b.Name, DateTimeOffset.FromUnixTimeMilliseconds(b.CreatedUnixMs)))
+            .ToArray();
+
+    private void CheckNotDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+}

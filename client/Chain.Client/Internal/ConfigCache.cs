@@ -1,0 +1,163 @@
+using Chain.Protocol;
+using Chain.Protocol.V1;
+
+namespace Chain.Client.Internal;
+
+/// <summary>The cluster has no usable chain table yet (still forming, or a chain/node is missing): transient.</summary>
+internal sealed class ClusterNotReadyException(string message) : Exception(message);
+
+/// <summary>Where one request goes: the chain, the epoch of the table used, and the node's address.</summary>
+internal readonly record struct Route(uint ChainId, ulong Epoch, string NodeId, Uri Address);
+
+/// <summary>An immutable view of one <see cref="ClusterConfig"/>, indexed for routing.</summary>
+internal sealed class ClusterSnapshot
+{
+    private readonly ChainInfo?[] _chainsById;
+    private readonly Dictionary<string, Uri> _addresses;
+
+    public ClusterSnapshot(ClusterConfig config)
+    {
+        Config = config;
+        _chainsById = new ChainInfo?[config.Chains.Count];
+        foreach (var chain in config.Chains)
+        {
+            // Chains are numbered 0..C-1; anything else leaves a hole that routing reports as not ready.
+            if (chain.ChainId < (uint)_chainsById.Length)
+                _chainsById[chain.ChainId] = chain;
+        }
+        _addresses = new Dictionary<string, Uri>(StringComparer.Ordinal);
+        foreach (var status in config.Nodes)
+        {
+            var node = status.Node;
+            if (node is null || string.IsNullOrEmpty(node.NodeId))
+                continue;
+            if (Uri.TryCreate(node.Address, UriKind.Absolute, out var uri))
+                _addresses[node.NodeId] = uri;
+        }
+    }
+
+    public ClusterConfig Config { get; }
+    public ulong Version => Config.Version;
+    public int ChainCount => _chainsById.Length;
+
+    /// <summary>Writes go to the head of the key's chain, reads to its tail.</summary>
+    public Route RouteKey(string bucket, ReadOnlySpan<byte> key, bool write)
+    {
+        if (ChainCount == 0)
+            throw new ClusterNotReadyException($"the cluster has no chains yet (config version {Version})");
+        uint chainId = Placement.ChainFor(bucket, key, ChainCount);
+        return RouteChain(chainId, write);
+    }
+
+    public Route RouteChain(uint chainId, bool write)
+    {
+        if (chainId >= (uint)ChainCount || _chainsById[chainId] is not { } chain)
+            throw new ClusterNotReadyException($"chain {chainId} is missing from config version {Version}");
+        if (chain.Nodes.Count == 0)
+            throw new ClusterNotReadyException($"chain {chainId} has no nodes in config version {Version}");
+        string nodeId = write ? chain.Nodes[0] : chain.Nodes[^1];
+        if (!_addresses.TryGetValue(nodeId, out var address))
+            throw new ClusterNotReadyException($"node '{nodeId}' of chain {chainId} has no address in config version {Version}");
+        return new Route(chainId, chain.Epoch, nodeId, address);
+    }
+}
+
+/// <summary>
+/// Caches the master's configuration. Callers that find it stale (a node said stale-epoch / not-head / not-tail /
+/// not-ready, or was unreachable) invalidate it; concurrent refreshes are coalesced into one fetch, which is not tied
+/// to any single caller's cancellation.
+/// </summary>
+internal sealed class ConfigCache
+{
+    private readonly Func<CancellationToken, Task<ClusterConfig>> _fetch;
+    private readonly CancellationToken _shutdown;
+    private readonly object _gate = new();
+    private ClusterSnapshot? _current;
+    private bool _stale;
+    private Task<ClusterSnapshot>? _inflight;
+    private int _fetches;
+
+    public ConfigCache(Func<CancellationToken, Task<ClusterConfig>> fetch, CancellationToken shutdown = default)
+    {
+        _fetch = fetch;
+        _shutdown = shutdown;
+    }
+
+    /// <summary>Number of fetches started (for tests and diagnostics).</summary>
+    public int Fetches => Volatile.Read(ref _fetches);
+
+    public ClusterSnapshot? Current
+    {
+        get { lock (_gate) return _current; }
+    }
+
+    /// <summary>The cached snapshot, or a fresh one when there is none, it is stale, or <paramref name="fresh"/> is set.</summary>
+    public Task<ClusterSnapshot> GetAsync(bool fresh, CancellationToken cancellationToken)
+    {
+        Task<ClusterSnapshot> task;
+        lock (_gate)
+        {
+            if (!fresh && !_stale && _current is not null)
+                return Task.FromResult(_current);
+            task = _inflight ??= StartFetch();
+        }
+        return task.WaitAsync(cancellationToken);
+    }
+
+    /// <summary>Marks the cache stale if it still holds the version the caller used (or older).</summary>
+    public void Invalidate(ulong? usedVersion)
+    {
+        lock (_gate)
+        {
+            if (_current is null)
+                return;
+            if (usedVersion is null || _current.Version <= usedVersion.Value)
+                _stale = true;
+        }
+    }
+
+    /// <summary>Takes a configuration that arrived another way (e.g. in a bucket response) if it is newer.</summary>
+    public void Offer(ClusterConfig? config)
+    {
+        if (config is null)
+            return;
+        lock (_gate)
+        {
+            if (_current is null || config.Version > _current.Version)
+            {
+                _current = new ClusterSnapshot(config);
+                _stale = false;
+            }
+        }
+    }
+
+    private Task<ClusterSnapshot> StartFetch()
+    {
+        Interlocked.Increment(ref _fetches);
+        return Task.Run(FetchAsync);
+    }
+
+    private async Task<ClusterSnapshot> FetchAsync()
+    {
+        try
+        {
+            var config = await _fetch(_shutdown).ConfigureAwait(false);
+            var snapshot = new ClusterSnapshot(config);
+            lock (_gate)
+            {
+                // The master is the source of truth: what it says now replaces what we had, even if its version is
+                // lower (a master that restarted from scratch).
+                _current = snapshot;
+                _stale = false;
+                _inflight = null;
+            }
+            return snapshot;
+        }
+        catch
+        {
+            lock (_gate)
+                _inflight = null;
+            throw;
+        }
+    }
+}

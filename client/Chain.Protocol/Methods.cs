@@ -1,0 +1,77 @@
+using Chain.Protocol.V1;
+using Chain.Rpc;
+
+namespace Chain.Protocol;
+
+/// <summary>Method descriptors of the wire contract (protos/chain/v1), shared by servers and clients.</summary>
+public static class StoreMethods
+{
+    public const string Service = "chain.v1.ChainStore";
+
+    public static readonly Method<PutRequest, PutResponse> Put =
+        new(MethodType.ClientStreaming, Service, "Put", PutRequest.Parser, PutResponse.Parser);
+
+    public static readonly Method<GetRequest, GetResponse> Get =
+        new(MethodType.ServerStreaming, Service, "Get", GetRequest.Parser, GetResponse.Parser);
+
+    public static readonly Method<DeleteRequest, DeleteResponse> Delete =
+        new(MethodType.Unary, Service, "Delete", DeleteRequest.Parser, DeleteResponse.Parser);
+
+    public static readonly Method<StatRequest, StatResponse> Stat =
+        new(MethodType.Unary, Service, "Stat", StatRequest.Parser, StatResponse.Parser);
+
+    public static readonly Method<ListRequest, ListResponse> List =
+        new(MethodType.Unary, Service, "List", ListRequest.Parser, ListResponse.Parser);
+}
+
+public static class ReplicationMethods
+{
+    public const string Service = "chain.v1.Replication";
+
+    public static readonly Method<ReplicateMessage, ReplicateAck> Replicate =
+        new(MethodType.DuplexStreaming, Service, "Replicate", ReplicateMessage.Parser, ReplicateAck.Parser);
+}
+
+public static class MasterMethods
+{
+    public const string Service = "chain.v1.Master";
+
+    public static readonly Method<RegisterRequest, RegisterResponse> Register =
+        new(MethodType.Unary, Service, "Register", RegisterRequest.Parser, RegisterResponse.Parser);
+
+    public static readonly Method<HeartbeatRequest, HeartbeatResponse> Heartbeat =
+        new(MethodType.Unary, Service, "Heartbeat", HeartbeatRequest.Parser, HeartbeatResponse.Parser);
+
+    public static readonly Method<GetConfigRequest, ClusterConfig> GetConfig =
+        new(MethodType.Unary, Service, "GetConfig", GetConfigRequest.Parser, ClusterConfig.Parser);
+
+    public static readonly Method<BucketRequest, BucketResponse> CreateBucket =
+        new(MethodType.Unary, Service, "CreateBucket", BucketRequest.Parser, BucketResponse.Parser);
+
+    public static readonly Method<BucketRequest, BucketResponse> DeleteBucket =
+        new(MethodType.Unary, Service, "DeleteBucket", BucketRequest.Parser, BucketResponse.Parser);
+}
+
+/// <summary>Names of custom trailers carrying typed error details.</summary>
+public static class ErrorTrailers
+{
+    /// <summary>Machine-readable error kind, one of <see cref="ErrorKinds"/>.</summary>
+    public const string Kind = "chain-error";
+    /// <summary>The epoch the node runs for the chain (with stale-epoch errors).</summary>
+    public const string Epoch = "chain-epoch";
+}
+
+public static class ErrorKinds
+{
+    public const string StaleEpoch = "stale-epoch";
+    public const string NotHead = "not-head";
+    public const string NotTail = "not-tail";
+    public const string NoSuchBucket = "no-such-bucket";
+    public const string NoSuchKey = "no-such-key";
+    public const string InvalidKey = "invalid-key";
+    public const string TooLarge = "too-large";
+    public const string BadDigest = "bad-digest";
+    public const string NotReady = "not-ready";
+    public const string BucketNotEmpty = "bucket-not-empty";
+    public const string InvalidBucket = "invalid-bucket";
+}

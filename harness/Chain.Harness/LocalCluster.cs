@@ -1,0 +1,292 @@
+using System.Globalization;
+using Chain.Client;
+
+namespace Chain.Harness;
+
+/// <summary>
+/// A master and N storage nodes as real separate processes on loopback (<c>dotnet Chain.Server.dll ...</c>).
+/// Node index i (0-based) has node id <c>node{i+1}</c>, port BasePort+i+1 and data directory <c>DataDirectory/node{i+1}</c>.
+/// </summary>
+public sealed class LocalCluster : IAsyncDisposable
+{
+    private static readonly TimeSpan PollMin = TimeSpan.FromMilliseconds(50);
+    private static readonly TimeSpan PollMax = TimeSpan.FromMilliseconds(500);
+
+    private readonly ServerProcess _master;
+    private readonly NodeProcess[] _nodes;
+    private int _disposed;
+
+    private LocalCluster(LocalClusterOptions options, string serverDll, ServerProcess master, NodeProcess[] nodes)
+    {
+        Options = options;
+        ServerDllPath = serverDll;
+        _master = master;
+        _nodes = nodes;
+        _master.UnexpectedExit += OnUnexpectedExit;
+        foreach (NodeProcess node in _nodes)
+            node.UnexpectedExit += OnUnexpectedExit;
+    }
+
+    public LocalClusterOptions Options { get; }
+
+    public string ServerDllPath { get; }
+
+    public ServerProcess Master => _master;
+
+    public Uri MasterAddress => _master.Address;
+
+    public IReadOnlyList<NodeProcess> Nodes => _nodes;
+
+    /// <summary>A server process exited without the harness having stopped it (process, exit code).</summary>
+    public event Action<ServerProcess, int>? UnexpectedExit;
+
+    /// <summary>Starts the master and the nodes, then waits until the master has chains and sees every node alive.</summary>
+    public static async Task<LocalCluster> StartAsync(LocalClusterOptions options, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        string serverDll = ServerLocator.Locate(options.ServerDllPath);
+        string dotnet = FindDotnetHost();
+        string root = Path.GetFullPath(options.DataDirectory);
+        Directory.CreateDirectory(root);
+
+        int[] ports = options.BasePort == 0
+            ? PortAllocator.FreePorts(options.Nodes + 1)
+            : Enumerable.Range(options.BasePort, options.Nodes + 1).ToArray();
+
+        var masterArgs = new List<string>
+        {
+            "master",
+            "--listen", $"127.0.0.1:{ports[0]}",
+            "--data", Path.Combine(root, "master"),
+            "--expect-nodes", options.Nodes.ToString(CultureInfo.InvariantCulture),
+        };
+        if (options.Chains is { } chains)
+            masterArgs.AddRange(new[] { "--chains", chains.ToString(CultureInfo.InvariantCulture) });
+        if (options.Replicas is { } replicas)
+            masterArgs.AddRange(new[] { "--replicas", replicas.ToString(CultureInfo.InvariantCulture) });
+        var master = new ServerProcess("master", null, ports[0], Path.Combine(root, "master"), Path.Combine(root, "master.log"),
+            dotnet, serverDll, masterArgs);
+
+        var nodes = new NodeProcess[options.Nodes];
+        for (int i = 0; i < nodes.Length; i++)
+        {
+            string id = NodeId(i);
+            var args = new List<string>
+            {
+                "node",
+                "--listen", $"127.0.0.1:{ports[i + 1]}",
+                "--data", Path.Combine(root, id),
+                "--master", $"http://127.0.0.1:{ports[0]}",
+                "--node-id", id,
+            };
+            if (options.MaxObjectBytes is { } max)
+                args.AddRange(new[] { "--max-object-bytes", max.ToString(CultureInfo.InvariantCulture) });
+            nodes[i] = new NodeProcess(id, ports[i + 1], Path.Combine(root, id), Path.Combine(root, id + ".log"), dotnet, serverDll, args);
+        }
+
+        var cluster = new LocalCluster(options, serverDll, master, nodes);
+        DateTime deadline = DateTime.UtcNow + options.StartTimeout;
+        try
+        {
+            await master.StartAsync(Remaining(deadline), ct).ConfigureAwait(false);
+            await Task.WhenAll(nodes.Select(n => n.StartAsync(Remaining(deadline), ct))).ConfigureAwait(false);
+            await cluster.WaitUntilHealthyAsync(Remaining(deadline), ct).ConfigureAwait(false);
+            return cluster;
+        }
+        catch
+        {
+            await cluster.KillAllAsync().ConfigureAwait(false);
+            if (options.DeleteDataOnDispose)
+                TryDeleteDirectory(root);
+            throw;
+        }
+    }
+
+    /// <summary>The node id of node index <paramref name="index"/> (0-based).</summary>
+    public static string NodeId(int index) => "node" + (index + 1).ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>A client of this cluster's master (the caller disposes it).</summary>
+    public ChainClient CreateClient() => new(new ChainClientOptions { Master = MasterAddress });
+
+    /// <summary>A client of this cluster's master with adjusted options (timeouts, retries).</summary>
+    public ChainClient CreateClient(Func<ChainClientOptions, ChainClientOptions> configure)
+    {
+        ArgumentNullException.ThrowIfNull(configure);
+        return new ChainClient(configure(new ChainClientOptions { Master = MasterAddress }));
+    }
+
+    /// <summary>Graceful stop (SIGTERM) of node <paramref name="index"/>; SIGKILL after <see cref="LocalClusterOptions.StopTimeout"/>.</summary>
+    public Task StopNodeAsync(int index) => Node(index).StopAsync(Options.StopTimeout);
+
+    /// <summary>SIGKILL of node <paramref name="index"/>, waiting for it to be gone.</summary>
+    public Task KillNodeAsync(int index) => Node(index).KillAsync();
+
+    /// <summary>Restarts node <paramref name="index"/> with its id, port and data directory; waits for READY.</summary>
+    public Task StartNodeAsync(int index, CancellationToken ct = default) => Node(index).StartAsync(Options.StartTimeout, ct);
+
+    public Task StopMasterAsync() => _master.StopAsync(Options.StopTimeout);
+
+    public Task KillMasterAsync() => _master.KillAsync();
+
+    /// <summary>Restarts the master with its port and data directory; waits for READY.</summary>
+    public Task StartMasterAsync(CancellationToken ct = default) => _master.StartAsync(Options.StartTimeout, ct);
+
+    /// <summary>
+    /// Polls the master until it reports chains and every node of this cluster alive. Throws
+    /// <see cref="TimeoutException"/> (with the last status seen) when that takes longer than <paramref name="timeout"/>.
+    /// </summary>
+    public async Task<ClusterStatus> WaitUntilHealthyAsync(TimeSpan? timeout = null, CancellationToken ct = default)
+    {
+        TimeSpan limit = timeout ?? Options.StartTimeout;
+        DateTime deadline = DateTime.UtcNow + limit;
+        TimeSpan attempt = TimeSpan.FromSeconds(Math.Clamp(limit.TotalSeconds / 4, 0.5, 3));
+        await using var client = new ChainClient(new ChainClientOptions
+        {
+            Master = MasterAddress,
+            OperationTimeout = attempt,
+            AttemptTimeout = attempt,
+            MaxAttempts = 1,
+        });
+        TimeSpan delay = PollMin;
+        string lastSeen = "no answer from the master yet";
+        while (true)
+        {
+            ct.ThrowIfCancellationRequested();
+            ServerProcess? dead = AllProcesses().FirstOrDefault(p => !p.IsRunning);
+            if (dead is not null)
+                throw new LocalClusterException($"{dead.Name} is not running (exit code {dead.LastExitCode?.ToString(CultureInfo.InvariantCulture) ?? "?"}){dead.FormatTail()}");
+            try
+            {
+                ClusterStatus status = await client.GetStatusAsync(ct).ConfigureAwait(false);
+                string? problem = HealthProblem(status);
+                if (problem is null)
+                    return status;
+                lastSeen = problem;
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                throw;
+            }
+            catch (Exception e)
+            {
+                lastSeen = $"status query failed: {e.GetType().Name}: {e.Message}";
+            }
+
+            TimeSpan left = deadline - DateTime.UtcNow;
+            if (left <= TimeSpan.Zero)
+                throw new TimeoutException($"the cluster did not become healthy within {limit.TotalSeconds:0.#}s; last seen: {lastSeen}");
+            await Task.Delay(delay < left ? delay : left, ct).ConfigureAwait(false);
+            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, PollMax.Ticks));
+        }
+    }
+
+    /// <summary>Null when the status shows chains and every node of this cluster alive, else what is missing.</summary>
+    public string? HealthProblem(ClusterStatus status)
+    {
+        ArgumentNullException.ThrowIfNull(status);
+        if (status.Chains.Count == 0)
+            return $"no chains yet ({status.Nodes.Count} nodes registered)";
+        var known = status.Nodes.ToDictionary(n => n.NodeId, StringComparer.Ordinal);
+        var missing = _nodes.Where(n => !known.ContainsKey(n.Id)).Select(n => n.Id).ToList();
+        if (missing.Count > 0)
+            return $"nodes not registered: {string.Join(", ", missing)}";
+        var down = _nodes.Where(n => !known[n.Id].Alive).Select(n => n.Id).ToList();
+        if (down.Count > 0)
+            return $"nodes not alive: {string.Join(", ", down)}";
+        return null;
+    }
+
+    /// <summary>Graceful stop of everything: nodes first (in parallel), then the master. Returns the non-zero exit codes by name.</summary>
+    public async Task<IReadOnlyDictionary<string, int>> StopAllAsync()
+    {
+        var failures = new Dictionary<string, int>(StringComparer.Ordinal);
+        int?[] nodeCodes = await Task.WhenAll(_nodes.Select(n => n.StopAsync(Options.StopTimeout))).ConfigureAwait(false);
+        for (int i = 0; i < _nodes.Length; i++)
+        {
+            if (nodeCodes[i] is { } code && code != 0)
+                failures[_nodes[i].Name] = code;
+        }
+        if (await _master.StopAsync(Options.StopTimeout).ConfigureAwait(false) is { } masterCode && masterCode != 0)
+            failures[_master.Name] = masterCode;
+        return failures;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+            return;
+        try
+        {
+            await StopAllAsync().ConfigureAwait(false);
+        }
+        catch
+        {
+            await KillAllAsync().ConfigureAwait(false);
+        }
+        if (Options.DeleteDataOnDispose)
+            TryDeleteDirectory(Path.GetFullPath(Options.DataDirectory));
+    }
+
+    private async Task KillAllAsync()
+    {
+        foreach (ServerProcess process in AllProcesses())
+        {
+            try
+            {
+                await process.KillAsync().ConfigureAwait(false);
+            }
+            catch
+            {
+                // Best effort while cleaning up.
+            }
+        }
+    }
+
+    private IEnumerable<ServerProcess> AllProcesses() => _nodes.Cast<ServerProcess>().Prepend(_master);
+
+    private NodeProcess Node(int index)
+    {
+        if ((uint)index >= (uint)_nodes.Length)
+            throw new ArgumentOutOfRangeException(nameof(index), index, $"node index must be in 0..{_nodes.Length - 1}");
+        return _nodes[index];
+    }
+
+    private void OnUnexpectedExit(ServerProcess process, int code) => UnexpectedExit?.Invoke(process, code);
+
+    private static TimeSpan Remaining(DateTime deadline)
+    {
+        TimeSpan left = deadline - DateTime.UtcNow;
+        return left > TimeSpan.Zero ? left : TimeSpan.FromMilliseconds(1);
+    }
+
+    /// <summary>The dotnet host running us (SDK tools set DOTNET_HOST_PATH), else dotnet from PATH.</summary>
+    internal static string FindDotnetHost()
+    {
+        string? hostPath = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
+        if (!string.IsNullOrEmpty(hostPath) && File.Exists(hostPath))
+            return hostPath;
+        string? self = Environment.ProcessPath;
+        if (self is not null && Path.GetFileNameWithoutExtension(self) == "dotnet")
+            return self;
+        string? root = Environment.GetEnvironmentVariable("DOTNET_ROOT");
+        if (!string.IsNullOrEmpty(root) && File.Exists(Path.Combine(root, "dotnet")))
+            return Path.Combine(root, "dotnet");
+        return "dotnet";
+    }
+
+    private static void TryDeleteDirectory(string path)
+    {
+        try
+        {
+            if (Directory.Exists(path))
+                Directory.Delete(path, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+}

@@ -1,0 +1,59 @@
+namespace Chain.Harness;
+
+/// <summary>How <see cref="LocalCluster.StartAsync"/> lays out a cluster of real server processes on loopback.</summary>
+public sealed class LocalClusterOptions
+{
+    /// <summary>Number of storage nodes (the master comes on top).</summary>
+    public int Nodes { get; set; } = 3;
+
+    /// <summary>
+    /// Root of the cluster's files: the master keeps its data in <c>master/</c>, node <c>nodeK</c> in <c>nodeK/</c>,
+    /// and each process's stderr is appended to <c>&lt;role&gt;.log</c> beside them. Kept after the cluster stops
+    /// unless <see cref="DeleteDataOnDispose"/> is set.
+    /// </summary>
+    public required string DataDirectory { get; set; }
+
+    /// <summary>Master port; nodes use BasePort+1..BasePort+Nodes. 0 picks free ephemeral ports.</summary>
+    public int BasePort { get; set; }
+
+    /// <summary>Number of chains (server default: one per node).</summary>
+    public int? Chains { get; set; }
+
+    /// <summary>Replicas per chain (server default: min(3, nodes)).</summary>
+    public int? Replicas { get; set; }
+
+    /// <summary>Largest object a node accepts (server default when null).</summary>
+    public long? MaxObjectBytes { get; set; }
+
+    /// <summary>Path of Chain.Server.dll; null means <see cref="ServerLocator"/>'s search.</summary>
+    public string? ServerDllPath { get; set; }
+
+    /// <summary>Bound on the whole start-up: every READY line plus the cluster becoming healthy.</summary>
+    public TimeSpan StartTimeout { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>How long a graceful stop (SIGTERM) may take before the process is killed.</summary>
+    public TimeSpan StopTimeout { get; set; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>Delete <see cref="DataDirectory"/> when the cluster is disposed (for throw-away clusters).</summary>
+    public bool DeleteDataOnDispose { get; set; }
+
+    internal void Validate()
+    {
+        if (Nodes < 1)
+            throw new ArgumentOutOfRangeException(nameof(Nodes), Nodes, "a cluster needs at least one node");
+        if (string.IsNullOrWhiteSpace(DataDirectory))
+            throw new ArgumentException("DataDirectory must be set", nameof(DataDirectory));
+        if (BasePort < 0 || BasePort + Nodes > 65535)
+            throw new ArgumentOutOfRangeException(nameof(BasePort), BasePort, $"ports {BasePort}..{BasePort + Nodes} are not all valid TCP ports");
+        if (Chains is < 1)
+            throw new ArgumentOutOfRangeException(nameof(Chains), Chains, "chains must be at least 1");
+        if (Replicas is < 1 || Replicas > Nodes)
+            throw new ArgumentOutOfRangeException(nameof(Replicas), Replicas, $"replicas must be between 1 and the number of nodes ({Nodes})");
+        if (MaxObjectBytes is < 1)
+            throw new ArgumentOutOfRangeException(nameof(MaxObjectBytes), MaxObjectBytes, "max object bytes must be positive");
+        if (StartTimeout <= TimeSpan.Zero)
+            throw new ArgumentOutOfRangeException(nameof(StartTimeout), StartTimeout, "start timeout must be positive");
+        if (StopTimeout <= TimeSpan.Zero)
+            throw new ArgumentOutOfRangeException(nameof(StopTimeout), StopTimeout, "stop timeout must be positive");
+    }
+}

@@ -1,0 +1,26 @@
+namespace Chain.Master;
+
+public sealed record MasterOptions
+{
+    /// <summary>The chain table is built once this many nodes have registered.</summary>
+    public int ExpectNodes { get; init; } = 3;
+    /// <summary>Number of chains; default: one per expected node.</summary>
+    public int? Chains { get; init; }
+    /// <summary>Chain length; default min(3, ExpectNodes).</summary>
+    public int? Replicas { get; init; }
+    /// <summary>A node is shown alive while its last heartbeat is younger than this.</summary>
+    public TimeSpan AliveWindow { get; init; } = TimeSpan.FromSeconds(3);
+
+    public int EffectiveChains => Chains ?? ExpectNodes;
+    public int EffectiveReplicas => Replicas ?? Math.Min(3, ExpectNodes);
+
+    public void Validate()
+    {
+        if (ExpectNodes < 1)
+            throw new ArgumentException("expect-nodes must be at least 1");
+        if (EffectiveReplicas < 1 || EffectiveReplicas > ExpectNodes)
+            throw new ArgumentException($"replicas must be between 1 and expect-nodes ({ExpectNodes})");
+        if (EffectiveChains < 1 || EffectiveChains > 4096)
+            throw new ArgumentException("chains must be between 1 and 4096");
+    }
+}

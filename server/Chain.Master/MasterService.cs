@@ -1,0 +1,181 @@
+using System.Collections.Concurrent;
+using Chain.Protocol;
+using Chain.Protocol.V1;
+using Chain.Rpc;
+using Chain.Rpc.Server;
+using Microsoft.Extensions.Logging;
+
+namespace Chain.Master;
+
+/// <summary>
+/// The configuration master (embedded mode): registration, heartbeats, the chain table and buckets.
+/// Every change is durable in the state store before any caller learns of it, and bumps the config version.
+/// Failure handling (ejection, rejoin, spares) comes with issue 3; this master assumes nodes stay up.
+/// </summary>
+public sealed class MasterService
+{
+    private readonly IMasterStateStore _store;
+    private readonly MasterOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _log;
+    private readonly SemaphoreSlim _mutex = new(1, 1);
+    private readonly ConcurrentDictionary<string, long> _lastHeartbeatMs = new(StringComparer.Ordinal);
+    private ClusterConfig _state;
+
+    public MasterService(IMasterStateStore store, MasterOptions options, TimeProvider time, ILogger<MasterService> log)
+    {
+        options.Validate();
+        _store = store;
+        _options = options;
+        _time = time;
+        _log = log;
+        _state = store.Load() ?? new ClusterConfig { Version = 0, Replicas = (uint)options.EffectiveReplicas };
+        _log.LogInformation("master state loaded: version {Version}, {Nodes} nodes, {Chains} chains, {Buckets} buckets",
+            _state.Version, _state.Nodes.Count, _state.Chains.Count, _state.Buckets.Count);
+    }
+
+    /// <summary>The current durable config (no liveness).</summary>
+    public ClusterConfig Current => _state;
+
+    public void Register(RpcServiceRegistry registry)
+    {
+        registry.AddUnary(MasterMethods.Register, (r, c) => RegisterAsync(r, c.CancellationToken));
+        registry.AddUnary(MasterMethods.Heartbeat, (r, c) => Task.FromResult(Heartbeat(r)));
+        registry.AddUnary(MasterMethods.GetConfig, (r, c) => Task.FromResult(GetConfig()));
+        registry.AddUnary(MasterMethods.CreateBucket, (r, c) => CreateBucketAsync(r, c.CancellationToken));
+        registry.AddUnary(MasterMethods.DeleteBucket, (r, c) => DeleteBucketAsync(r, c.CancellationToken));
+    }
+
+    public async Task<RegisterResponse> RegisterAsync(RegisterRequest request, CancellationToken cancellationToken)
+    {
+        NodeInfo? node = request.Node;
+        if (node is null || string.IsNullOrWhiteSpace(node.NodeId) || node.NodeId.Length > 128)
+            throw Errors.InvalidArgument("register: node id must be 1-128 characters");
+        if (!Uri.TryCreate(node.Address, UriKind.Absolute, out Uri? address) || address.Scheme != "http")
+            throw Errors.InvalidArgument($"register: address '{node.Address}' is not an http:// URL");
+
+        await _mutex.WaitAsync(cancellationToken);
+        try
+        {
+            ClusterConfig next = _state.Clone();
+            NodeStatus? existing = next.Nodes.FirstOrDefault(n => n.Node.NodeId == node.NodeId);
+            bool changed = false;
+            if (existing is null)
+            {
+                next.Nodes.Add(new NodeStatus { Node = node.Clone() });
+                changed = true;
+                _log.LogInformation("node {Node} registered at {Address}", node.NodeId, node.Address);
+            }
+            else if (existing.Node.Address != node.Address || existing.Node.Zone != node.Zone)
+            {
+                existing.Node = node.Clone();
+                changed = true;
+                _log.LogInformation("node {Node} moved to {Address}", node.NodeId, node.Address);
+            }
+
+            if (next.Chains.Count == 0 && next.Nodes.Count >= _options.ExpectNodes)
+            {
+                var ids = next.Nodes.Select(n => n.Node.NodeId).ToArray();
+                next.Chains.AddRange(ChainTable.Build(ids, _options.EffectiveChains, _options.EffectiveReplicas));
+                next.Replicas = (uint)_options.EffectiveReplicas;
+                changed = true;
+                _log.LogInformation("chain table built: {Chains} chains of {Replicas} over {Nodes} nodes",
+                    next.Chains.Count, next.Replicas, ids.Length);
+            }
+
+            if (changed)
+                await CommitAsync(next, cancellationToken);
+            _lastHeartbeatMs[node.NodeId] = NowMs();
+            return new RegisterResponse { ConfigVersion = _state.Version };
+        }
+        finally
+        {
+            _mutex.Release();
+        }
+    }
+
+    public HeartbeatResponse Heartbeat(HeartbeatRequest request)
+    {
+        ClusterConfig state = _state;
+        if (!state.Nodes.Any(n => n.Node.NodeId == request.NodeId))
+            throw new RpcException(StatusCode.FailedPrecondition, $"node '{request.NodeId}' is not registered",
+                new Dictionary<string, string> { [ErrorTrailers.Kind] = ErrorKinds.NotReady });
+        _lastHeartbeatMs[request.NodeId] = NowMs();
+        return new HeartbeatResponse { ConfigVersion = state.Version };
+    }
+
+    public ClusterConfig GetConfig()
+    {
+        ClusterConfig view = _state.Clone();
+        long now = NowMs();
+        foreach (NodeStatus n in view.Nodes)
+        {
+            if (_lastHeartbeatMs.TryGetValue(n.Node.NodeId, out long last))
+            {
+                n.LastHeartbeatUnixMs = last;
+                n.Alive = now - last <= (long)_options.AliveWindow.TotalMilliseconds;
+            }
+        }
+        return view;
+    }
+
+    public async Task<BucketResponse> CreateBucketAsync(BucketRequest request, CancellationToken cancellationToken)
+    {
+        string? problem = Validation.CheckBucket(request.Name);
+        if (problem is not null)
+            throw Errors.Kind(StatusCode.InvalidArgument, ErrorKinds.InvalidBucket, problem);
+        await _mutex.WaitAsync(cancellationToken);
+        try
+        {
+            if (_state.Buckets.Any(b => b.Name == request.Name))
+                return new BucketResponse { Config = _state, Existed = true };
+            ClusterConfig next = _state.Clone();
+            next.Buckets.Add(new BucketInfo { Name = request.Name, CreatedUnixMs = _time.GetUtcNow().ToUnixTimeMilliseconds() });
+            await CommitAsync(next, cancellationToken);
+            _log.LogInformation("bucket {Bucket} created", request.Name);
+            return new BucketResponse { Config = _state, Existed = false };
+        }
+        finally
+        {
+            _mutex.Release();
+        }
+    }
+
+    public async Task<BucketResponse> DeleteBucketAsync(BucketRequest request, CancellationToken cancellationToken)
+    {
+        await _mutex.WaitAsync(cancellationToken);
+        try
+        {
+            BucketInfo? bucket = _state.Buckets.FirstOrDefault(b => b.Name == request.Name);
+            if (bucket is null)
+                throw Errors.Kind(StatusCode.NotFound, ErrorKinds.NoSuchBucket, $"bucket '{request.Name}' does not exist");
+            ClusterConfig next = _state.Clone();
+            next.Buckets.Remove(next.Buckets.First(b => b.Name == request.Name));
+            await CommitAsync(next, cancellationToken);
+            _log.LogInformation("bucket {Bucket} deleted", request.Name);
+            return new BucketResponse { Config = _state, Existed = true };
+        }
+        finally
+        {
+            _mutex.Release();
+        }
+    }
+
+    private async Task CommitAsync(ClusterConfig next, CancellationToken cancellationToken)
+    {
+        next.Version = _state.Version + 1;
+        // Durable before anyone is told: the new state becomes visible only after the synced write.
+        await _store.SaveAsync(next, cancellationToken);
+        _state = next;
+    }
+
+    private long NowMs() => _time.GetUtcNow().ToUnixTimeMilliseconds();
+}
+
+internal static class Errors
+{
+    public static RpcException InvalidArgument(string detail) => new(StatusCode.InvalidArgument, detail);
+
+    public static RpcException Kind(StatusCode status, string kind, string detail) =>
+        new(status, detail, new Dictionary<string, string> { [ErrorTrailers.Kind] = kind });
+}

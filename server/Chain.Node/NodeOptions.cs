@@ -1,0 +1,28 @@
+using Chain.Protocol;
+
+namespace Chain.Node;
+
+public sealed record NodeOptions
+{
+    public required string NodeId { get; init; }
+    /// <summary>The address other nodes and clients use, e.g. http://127.0.0.1:7401; null: given to StartAsync.</summary>
+    public Uri? AdvertisedAddress { get; init; }
+    public required Uri MasterAddress { get; init; }
+    public string Zone { get; init; } = "";
+    public long ObjectBytesMax { get; init; } = Limits.ObjectBytesMaxDefault;
+    public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromMilliseconds(500);
+    /// <summary>Most updates one synced engine write carries for one chain.</summary>
+    public int ApplyGroupUpdatesMax { get; init; } = 512;
+    public long ApplyGroupBytesMax { get; init; } = 16L * 1024 * 1024;
+
+    public void Validate()
+    {
+        Limits.Check();
+        if (string.IsNullOrWhiteSpace(NodeId) || NodeId.Length > 128)
+            throw new ArgumentException("node id must be 1-128 characters");
+        if (ObjectBytesMax < 0)
+            throw new ArgumentException("maximum object size must not be negative");
+        if (HeartbeatInterval <= TimeSpan.Zero)
+            throw new ArgumentException("heartbeat interval must be positive");
+    }
+}

@@ -1,0 +1,126 @@
+using Chain.Protocol;
+using Chain.Protocol.V1;
+using Chain.Rpc;
+using Chain.Rpc.Server;
+using Microsoft.Extensions.Logging;
+
+namespace Chain.Node;
+
+/// <summary>Receiving side of node-to-node replication: the predecessor's duplex stream for one chain.</summary>
+internal sealed class ReplicationService
+{
+    private readonly StorageNode _node;
+    private readonly ILogger _log;
+
+    public ReplicationService(StorageNode node, ILogger log)
+    {
+        _node = node;
+        _log = log;
+    }
+
+    public void Register(RpcServiceRegistry registry) => registry.AddDuplex(ReplicationMethods.Replicate, ReplicateAsync);
+
+    private async Task ReplicateAsync(IAsyncEnumerable<ReplicateMessage> requests, IStreamWriter<ReplicateAck> responses, ServerCallContext context)
+    {
+        await using IAsyncEnumerator<ReplicateMessage> incoming = requests.GetAsyncEnumerator(context.CancellationToken);
+        if (!await incoming.MoveNextAsync() || incoming.Current.PartCase != ReplicateMessage.PartOneofCase.Hello)
+            throw new RpcException(StatusCode.InvalidArgument, "a replication stream must start with a hello");
+        ReplicateHello hello = incoming.Current.Hello;
+        Routing routing = hello.Routing ?? throw new RpcException(StatusCode.InvalidArgument, "hello without routing");
+        ChainReplica replica = _node.GetReplica(routing.ChainId)
+            ?? throw NodeErrors.NotReady($"node {_node.NodeId} does not serve chain {routing.ChainId} (yet)");
+        ChainRole role = replica.Role;
+        if (role.Epoch != routing.Epoch)
+            throw NodeErrors.StaleEpoch(routing.ChainId, routing.Epoch, role.Epoch);
+        if (role.Predecessor is null || role.Predecessor.NodeId != hello.FromNode)
+            throw NodeErrors.Kind(StatusCode.FailedPrecondition, ErrorKinds.StaleEpoch,
+                $"node {hello.FromNode} is not the predecessor of {_node.NodeId} in chain {routing.ChainId} epoch {role.Epoch}", role.Epoch);
+
+        CancellationToken token = replica.AttachUpstream(context.CancellationToken);
+        await responses.WriteAsync(new ReplicateAck { Welcome = new ReplicateWelcome { AppliedSeq = replica.DurableSeq } }, token);
+
+        using var ackStop = CancellationTokenSource.CreateLinkedTokenSource(token);
+        Task ackWriter = WriteAcksAsync(replica, responses, ackStop.Token);
+        try
+        {
+            while (await incoming.MoveNextAsync())
+            {
+                token.ThrowIfCancellationRequested();
+                ReplicateMessage message = incoming.Current;
+                if (message.PartCase != ReplicateMessage.PartOneofCase.Update)
+                    throw new RpcException(StatusCode.InvalidArgument, "expected an update");
+                Update update = message.Update;
+                VerifyUpdate(routing.ChainId, update);
+                await replica.AcceptAsync(update, token);
+            }
+        }
+        finally
+        {
+            ackStop.Cancel();
+            try
+            {
+                await ackWriter;
+            }
+            catch (OperationCanceledException)
+            {
+            }
+            catch (Exception e)
+            {
+                _log.LogDebug("chain {Chain}: ack stream to predecessor ended: {Error}", routing.ChainId, e.Message);
+            }
+        }
+    }
+
+    private static async Task WriteAcksAsync(ChainReplica replica, IStreamWriter<ReplicateAck> responses, CancellationToken token)
+    {
+        ulong sent = 0;
+        while (!token.IsCancellationRequested)
+        {
+            Task wake = replica.AckAdvanced.Next;
+            ulong acked = replica.AckedSeq;
+            if (acked > sent)
+            {
+                await responses.WriteAsync(new ReplicateAck { AckedSeq = acked }, token);
+                sent = acked;
+                continue;
+            }
+            await wake.WaitAsync(token);
+        }
+    }
+
+    /// <summary>Checks an update received from a peer before it is applied: a peer that sends garbage is refused.</summary>
+    private static void VerifyUpdate(uint chainId, Update update)
+    {
+        switch (update.OpCase)
+        {
+            case Update.OpOneofCase.Chunk:
+                if (update.Chunk.Data.Length > Limits.ChunkBytes)
+                    throw new RpcException(StatusCode.InvalidArgument, $"chain {chainId}: update {update.Seq}: chunk exceeds {Limits.ChunkBytes} bytes");
+                if (!Digests.Matches(update.Chunk.Data.Span, update.Chunk.Sha256.Span))
+                    throw NodeErrors.BadDigest($"chain {chainId}: update {update.Seq}: chunk data does not match its SHA-256");
+                break;
+            case Update.OpOneofCase.Object:
+                if (update.Object.Meta is null || Validation.CheckKey(update.Object.Meta.Key.Span) is not null)
+                    throw new RpcException(StatusCode.InvalidArgument, $"chain {chainId}: update {update.Seq}: invalid object write");
+                break;
+            case Update.OpOneofCase.Delete:
+                if (Validation.CheckKey(update.Delete.Key.Span) is not null)
+                    throw new RpcException(StatusCode.InvalidArgument, $"chain {chainId}: update {update.Seq}: invalid delete");
+                break;
+            default:
+                throw new RpcException(StatusCode.InvalidArgument, $"chain {chainId}: update {update.Seq} has no operation");
+        }
+    }
+}
+
+internal static class Digests
+{
+    public static bool Matches(ReadOnlySpan<byte> data, ReadOnlySpan<byte> expected)
+    {
+        if (expected.Length != 32)
+            return false;
+        Span<byte> actual = stackalloc byte[32];
+        System.Security.Cryptography.SHA256.HashData(data, actual);
+        return actual.SequenceEqual(expected);
+    }
+}

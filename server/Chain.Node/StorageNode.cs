@@ -1,0 +1,207 @@
+using System.Collections.Concurrent;
+using Chain.Protocol;
+using Chain.Protocol.V1;
+using Chain.Rpc;
+using Chain.Rpc.Server;
+using Chain.Storage;
+using Chain.Storage.Memory;
+using Chain.Storage.RocksDb;
+using Microsoft.Extensions.Logging;
+
+namespace Chain.Node;
+
+/// <summary>
+/// A storage node: registers with the master, follows the chain table, and runs one <see cref="ChainReplica"/>
+/// per chain it belongs to. The data path keeps working with the last known table while the master is away.
+/// </summary>
+public sealed class StorageNode : IAsyncDisposable
+{
+    private readonly NodeOptions _options;
+    private readonly NodeStore _store;
+    private readonly ILoggerFactory _loggers;
+    private readonly ILogger _log;
+    private readonly ConcurrentDictionary<uint, ChainReplica> _replicas = new();
+    private readonly ConcurrentDictionary<string, RpcChannel> _channels = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _configGate = new(1, 1);
+    private readonly object _refreshLock = new();
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly RpcChannel _master;
+    private Task _heartbeats = Task.CompletedTask;
+    private ClusterConfig? _config;
+    private Task<ClusterConfig?>? _refresh;
+    private Uri? _advertised;
+
+    public StorageNode(IKvEngine engine, NodeOptions options, ILoggerFactory loggers)
+    {
+        options.Validate();
+        _options = options;
+        _store = new NodeStore(engine);
+        _loggers = loggers;
+        _log = loggers.CreateLogger<StorageNode>();
+        _master = Channel(options.MasterAddress);
+        string? owner = _store.LoadNodeId();
+        if (owner is not null && owner != options.NodeId)
+            throw new InvalidOperationException($"data directory belongs to node '{owner}', not '{options.NodeId}'");
+    }
+
+    public static IReadOnlyList<string> ColumnFamilies => NodeStore.ColumnFamilies;
+
+    public string NodeId => _options.NodeId;
+    internal NodeOptions Options => _options;
+    internal NodeStore Store => _store;
+    public ClusterConfig? Config => Volatile.Read(ref _config);
+
+    /// <summary>Registers the RPC services of a node.</summary>
+    public void Register(RpcServiceRegistry registry)
+    {
+        new StoreService(this, _loggers.CreateLogger<StoreService>()).Register(registry);
+        new ReplicationService(this, _loggers.CreateLogger<ReplicationService>()).Register(registry);
+    }
+
+    /// <summary>Loads the last known config, then registers with the master in the background and follows it.</summary>
+    public async Task StartAsync(Uri? advertisedAddress, CancellationToken cancellationToken)
+    {
+        _advertised = advertisedAddress ?? _options.AdvertisedAddress
+            ?? throw new ArgumentException("the node needs an advertised address", nameof(advertisedAddress));
+        if (_store.LoadNodeId() is null)
+            await _store.SaveNodeIdAsync(_options.NodeId);
+        ClusterConfig? saved = _store.LoadConfig();
+        if (saved is not null)
+            await ApplyConfigAsync(saved, persist: false);
+        _heartbeats = Task.Run(() => FollowMasterAsync(_stopping.Token), CancellationToken.None);
+    }
+
+    internal ChainReplica? GetReplica(uint chainId) => _replicas.TryGetValue(chainId, out ChainReplica? r) ? r : null;
+
+    internal RpcChannel Channel(Uri address) =>
+        _channels.GetOrAdd(address.ToString(), _ => new RpcChannel(address, new RpcLimits { MaxMessageBytes = Limits.MessageBytesMax }));
+
+    /// <summary>Fetches the config from the master now (coalescing concurrent callers); null if unreachable.</summary>
+    internal Task<ClusterConfig?> RefreshConfigAsync()
+    {
+        lock (_refreshLock)
+        {
+            if (_refresh is { IsCompleted: false })
+                return _refresh;
+            _refresh = FetchAndApplyAsync();
+            return _refresh;
+        }
+    }
+
+    private async Task<ClusterConfig?> FetchAndApplyAsync()
+    {
+        try
+        {
+            ClusterConfig config = await _master.UnaryAsync(MasterMethods.GetConfig, new GetConfigRequest(),
+                new CallOptions { Timeout = TimeSpan.FromSeconds(5), CancellationToken = _stopping.Token });
+            await ApplyConfigAsync(config, persist: true);
+            return config;
+        }
+        catch (Exception e) when (e is RpcException or OperationCanceledException)
+        {
+            _log.LogWarning("fetching the config from the master failed: {Error}", e.Message);
+            return null;
+        }
+    }
+
+    private async Task FollowMasterAsync(CancellationToken stop)
+    {
+        bool registered = false;
+        TimeSpan retry = TimeSpan.FromMilliseconds(100);
+        while (!stop.IsCancellationRequested)
+        {
+            try
+            {
+                if (!registered)
+                {
+                    await _master.UnaryAsync(MasterMethods.Register, new RegisterRequest
+                    {
+                        Node = new NodeInfo { NodeId = _options.NodeId, Address = _advertised!.ToString().TrimEnd('/'), Zone = _options.Zone },
+                    }, new CallOptions { Timeout = TimeSpan.FromSeconds(5), CancellationToken = stop });
+                    registered = true;
+                    _log.LogInformation("registered with the master at {Master}", _options.MasterAddress);
+                    await RefreshConfigAsync();
+                }
+                HeartbeatResponse beat = await _master.UnaryAsync(MasterMethods.Heartbeat, new HeartbeatRequest
+                {
+                    NodeId = _options.NodeId,
+                    ConfigVersion = Config?.Version ?? 0,
+                }, new CallOptions { Timeout = TimeSpan.FromSeconds(5), CancellationToken = stop });
+                if (beat.ConfigVersion != (Config?.Version ?? ulong.MaxValue))
+                    await RefreshConfigAsync();
+                retry = TimeSpan.FromMilliseconds(100);
+                await Task.Delay(_options.HeartbeatInterval, stop);
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (RpcException e)
+            {
+                if (e.Status == StatusCode.FailedPrecondition)
+                    registered = false;
+                _log.LogDebug("master unreachable or refused: {Error}", e.Message);
+                try
+                {
+                    await Task.Delay(retry, stop);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+                retry = TimeSpan.FromTicks(Math.Min(retry.Ticks * 2, _options.HeartbeatInterval.Ticks));
+            }
+        }
+    }
+
+    /// <summary>Adopts a config if it is newer than the current one: creates or updates this node's replicas.</summary>
+    private async Task ApplyConfigAsync(ClusterConfig config, bool persist)
+    {
+        await _configGate.WaitAsync();
+        try
+        {
+            ClusterConfig? current = _config;
+            if (current is not null && config.Version <= current.Version)
+                return;
+            if (persist)
+                await _store.SaveConfigAsync(config);
+            var addresses = config.Nodes.ToDictionary(n => n.Node.NodeId, n => n.Node, StringComparer.Ordinal);
+            foreach (ChainInfo chain in config.Chains)
+            {
+                int position = chain.Nodes.IndexOf(_options.NodeId);
+                if (position < 0)
+                    continue;
+                NodeInfo? predecessor = position > 0 ? addresses.GetValueOrDefault(chain.Nodes[position - 1]) : null;
+                NodeInfo? successor = position < chain.Nodes.Count - 1 ? addresses.GetValueOrDefault(chain.Nodes[position + 1]) : null;
+                var role = new ChainRole(chain.ChainId, chain.Epoch, position, chain.Nodes.Count, predecessor, successor);
+                if (_replicas.TryGetValue(chain.ChainId, out ChainReplica? replica))
+                    replica.UpdateRole(role);
+                else
+                    _replicas[chain.ChainId] = new ChainReplica(_store, _options, role, Channel, _loggers.CreateLogger<ChainReplica>());
+            }
+            Volatile.Write(ref _config, config);
+            _log.LogInformation("running config version {Version}: {Count} of {Chains} chains on this node",
+                config.Version, _replicas.Count, config.Chains.Count);
+        }
+        finally
+        {
+            _configGate.Release();
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _stopping.Cancel();
+        try
+        {
+            await _heartbeats;
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        foreach (ChainReplica replica in _replicas.Values)
+            await replica.DisposeAsync();
+        foreach (RpcChannel channel in _channels.Values)
+            channel.Dispose();
+    }
+}

@@ -1,0 +1,199 @@
+using System.Globalization;
+using System.Net;
+using System.Runtime.InteropServices;
+using Chain.Master;
+using Chain.Node;
+using Chain.Protocol;
+using Chain.Rpc;
+using Chain.Rpc.Server;
+using Chain.Storage;
+using Chain.Storage.Memory;
+using Chain.Storage.RocksDb;
+using Microsoft.Extensions.Logging;
+
+namespace Chain.Server;
+
+/// <summary>
+/// The server executable: `master` or `node`. Prints one READY line on stdout when serving; logs to stderr;
+/// SIGTERM/SIGINT shut it down cleanly (exit 0).
+/// </summary>
+public static class Program
+{
+    private const string Usage = """
+        usage:
+          Chain.Server master --listen HOST:PORT --data DIR [--expect-nodes N] [--chains C] [--replicas R]
+          Chain.Server node --listen HOST:PORT --data DIR --master URL --node-id ID [--advertise URL] [--zone Z] [--max-object-bytes N]
+        """;
+
+    public static async Task<int> Main(string[] args)
+    {
+        if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+        {
+            Console.Error.WriteLine(Usage);
+            return args.Length == 0 ? 2 : 0;
+        }
+        Dictionary<string, string> flags;
+        try
+        {
+            flags = ParseFlags(args.AsSpan(1));
+        }
+        catch (ArgumentException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}\n{Usage}");
+            return 2;
+        }
+
+        using ILoggerFactory loggers = LoggerFactory.Create(b =>
+        {
+            b.AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.TimestampFormat = "HH:mm:ss.fff ";
+            });
+            b.AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+            b.SetMinimumLevel(Enum.TryParse(Environment.GetEnvironmentVariable("CHAIN_LOG_LEVEL"), true, out LogLevel level) ? level : LogLevel.Information);
+            b.AddFilter("Microsoft", LogLevel.Warning);
+        });
+        var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using PosixSignalRegistration term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(); });
+        using PosixSignalRegistration intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult(); });
+
+        try
+        {
+            return args[0] switch
+            {
+                "master" => await RunMasterAsync(flags, loggers, stop.Task),
+                "node" => await RunNodeAsync(flags, loggers, stop.Task),
+                _ => UsageError($"unknown role '{args[0]}'"),
+            };
+        }
+        catch (ArgumentException e)
+        {
+            return UsageError(e.Message);
+        }
+        catch (StorageException e)
+        {
+            Console.Error.WriteLine($"error: storage: {e.Message}");
+            return 1;
+        }
+        catch (Exception e) when (e is IOException or InvalidOperationException)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+    }
+
+    private static int UsageError(string message)
+    {
+        Console.Error.WriteLine($"error: {message}\n{Usage}");
+        return 2;
+    }
+
+    private static async Task<int> RunMasterAsync(Dictionary<string, string> flags, ILoggerFactory loggers, Task stop)
+    {
+        IPEndPoint listen = ParseEndpoint(Required(flags, "listen"));
+        string data = Required(flags, "data");
+        var options = new MasterOptions
+        {
+            ExpectNodes = OptionalInt(flags, "expect-nodes") ?? 3,
+            Chains = OptionalInt(flags, "chains"),
+            Replicas = OptionalInt(flags, "replicas"),
+        };
+        options.Validate();
+        Directory.CreateDirectory(data);
+        using var engine = RocksDbEngine.Open(Path.Combine(data, "master.rocksdb"),
+            new RocksDbOptions { ColumnFamilies = new[] { EngineMasterStateStore.ColumnFamily } });
+        var store = new EngineMasterStateStore(engine);
+        var master = new MasterService(store, options, TimeProvider.System, loggers.CreateLogger<MasterService>());
+        var registry = new RpcServiceRegistry();
+        master.Register(registry);
+        await using RpcServer server = await RpcServer.StartAsync(listen, registry, ServerOptions(loggers));
+        Console.Out.WriteLine($"READY master {server.Address.ToString().TrimEnd('/')}");
+        Console.Out.Flush();
+        await stop;
+        loggers.CreateLogger("Chain.Server").LogInformation("master shutting down");
+        await server.StopAsync(TimeSpan.FromSeconds(5));
+        return 0;
+    }
+
+    private static async Task<int> RunNodeAsync(Dictionary<string, string> flags, ILoggerFactory loggers, Task stop)
+    {
+        IPEndPoint listen = ParseEndpoint(Required(flags, "listen"));
+        string data = Required(flags, "data");
+        var master = new Uri(Required(flags, "master"));
+        string nodeId = Required(flags, "node-id");
+        Uri? advertise = flags.TryGetValue("advertise", out string? adv) ? new Uri(adv) : null;
+        long? maxObject = flags.TryGetValue("max-object-bytes", out string? mo) ? long.Parse(mo, CultureInfo.InvariantCulture) : null;
+        Directory.CreateDirectory(data);
+        using var engine = RocksDbEngine.Open(Path.Combine(data, "node.rocksdb"),
+            new RocksDbOptions { ColumnFamilies = StorageNode.ColumnFamilies.ToArray() });
+
+        await using var node = new StorageNode(engine, new NodeOptions
+        {
+            NodeId = nodeId,
+            AdvertisedAddress = advertise,
+            MasterAddress = master,
+            Zone = flags.GetValueOrDefault("zone", ""),
+            ObjectBytesMax = maxObject ?? Limits.ObjectBytesMaxDefault,
+        }, loggers);
+        var registry = new RpcServiceRegistry();
+        node.Register(registry);
+        await using RpcServer server = await RpcServer.StartAsync(listen, registry, ServerOptions(loggers));
+        advertise ??= server.Address;
+        await node.StartAsync(advertise, CancellationToken.None);
+        Console.Out.WriteLine($"READY node {nodeId} {advertise.ToString().TrimEnd('/')}");
+        Console.Out.Flush();
+        await stop;
+        loggers.CreateLogger("Chain.Server").LogInformation("node {Node} shutting down", nodeId);
+        await server.StopAsync(TimeSpan.FromSeconds(5));
+        return 0;
+    }
+
+    private static RpcServerOptions ServerOptions(ILoggerFactory loggers) => new()
+    {
+        Limits = new RpcLimits { MaxMessageBytes = Limits.MessageBytesMax },
+        LoggerFactory = loggers,
+    };
+
+    internal static Dictionary<string, string> ParseFlags(ReadOnlySpan<string> args)
+    {
+        var flags = new Dictionary<string, string>(StringComparer.Ordinal);
+        for (int i = 0; i < args.Length; i++)
+        {
+            string a = args[i];
+            if (!a.StartsWith("--", StringComparison.Ordinal) || a.Length == 2)
+                throw new ArgumentException($"unexpected argument '{a}'");
+            string name = a[2..];
+            string value;
+            int eq = name.IndexOf('=');
+            if (eq >= 0)
+            {
+                value = name[(eq + 1)..];
+                name = name[..eq];
+            }
+            else
+            {
+                if (i + 1 >= args.Length)
+                    throw new ArgumentException($"--{name} needs a value");
+                value = args[++i];
+            }
+            flags[name] = value;
+        }
+        return flags;
+    }
+
+    private static string Required(Dictionary<string, string> flags, string name) =>
+        flags.TryGetValue(name, out string? v) && v.Length > 0 ? v : throw new ArgumentException($"--{name} is required");
+
+    private static int? OptionalInt(Dictionary<string, string> flags, string name)
+    {
+        if (!flags.TryGetValue(name, out string? v))
+            return null;
+        return int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out int n) ? n : throw new ArgumentException($"--{name} must be a number");
+    }
+
+    internal static IPEndPoint ParseEndpoint(string text) =>
+        IPEndPoint.TryParse(text, out IPEndPoint? ep) && ep.Port is >= 0 and <= 65535
+            ? ep
+            : throw new ArgumentException($"'{text}' is not an IP:PORT endpoint (names are not resolved: no DNS)");
+}

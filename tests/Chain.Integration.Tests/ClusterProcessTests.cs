@@ -1,0 +1,140 @@
+using System.Security.Cryptography;
+using System.Text;
+using Chain.Client;
+using Chain.Harness;
+
+namespace Chain.Integration.Tests;
+
+/// <summary>The chain protocol with real processes: one master and three storage nodes on loopback.</summary>
+[Trait("Category", "Integration")]
+public sealed class ClusterProcessTests : IAsyncLifetime
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "chain-it-" + Guid.NewGuid().ToString("N"));
+    private LocalCluster _cluster = null!;
+
+    public async Task InitializeAsync()
+    {
+        _cluster = await LocalCluster.StartAsync(new LocalClusterOptions { Nodes = 3, DataDirectory = _dir }, CancellationToken.None);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _cluster.DisposeAsync();
+        try
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    [Fact]
+    public async Task Status_shows_every_chain_with_head_middle_and_tail()
+    {
+        using ChainClient client = _cluster.CreateClient();
+        ClusterStatus status = await client.GetStatusAsync();
+        Assert.Equal(3, status.Chains.Count);
+        Assert.All(status.Chains, c => Assert.Equal(3, c.NodeIds.Count));
+        Assert.All(status.Chains, c => Assert.Equal(3, c.NodeIds.Distinct().Count()));
+        Assert.All(status.Nodes, n => Assert.True(n.Alive));
+        // Each node is head of one chain and tail of another.
+        Assert.Equal(3, status.Chains.Select(c => c.NodeIds[0]).Distinct().Count());
+        Assert.Equal(3, status.Chains.Select(c => c.NodeIds[^1]).Distinct().Count());
+    }
+
+    [Fact]
+    public async Task Large_file_streams_through_the_chain_byte_identical()
+    {
+        using ChainClient client = _cluster.CreateClient();
+        await client.CreateBucketAsync("files");
+        string source = Path.Combine(_dir, "source.bin");
+        string copy = Path.Combine(_dir, "copy.bin");
+        WriteRandomFile(source, 24 * 1024 * 1024 + 777);
+
+        await using (FileStream input = File.OpenRead(source))
+            await client.PutAsync("files", "dir/big.bin", input);
+        await using (FileStream output = File.Create(copy))
+            await client.GetAsync("files", "dir/big.bin", output);
+
+        Assert.Equal(Sha256Of(source), Sha256Of(copy));
+        ObjectInfo info = await client.StatAsync("files", "dir/big.bin");
+        Assert.Equal(new FileInfo(source).Length, info.Size);
+        Assert.Equal(Sha256Of(source), info.Sha256Hex, ignoreCase: true);
+    }
+
+    [Fact]
+    public async Task Acknowledged_objects_survive_stopping_and_restarting_every_process()
+    {
+        var written = new Dictionary<string, byte[]>();
+        using (ChainClient client = _cluster.CreateClient())
+        {
+            await client.CreateBucketAsync("keep");
+            for (int i = 0; i < 40; i++)
+            {
+                byte[] value = RandomNumberGenerator.GetBytes(512 + i * 100);
+                await client.PutAsync("keep", $"obj/{i}", value);
+                written[$"obj/{i}"] = value;
+            }
+        }
+
+        // Graceful stop of everything, then start again from disk.
+        await _cluster.StopAllAsync();
+        await _cluster.StartMasterAsync();
+        for (int i = 0; i < _cluster.Nodes.Count; i++)
+            await _cluster.StartNodeAsync(i);
+        await AssertAllReadableAsync(written);
+
+        // Hard kill of every node (no chance to flush anything), then start again.
+        using (ChainClient client = _cluster.CreateClient())
+        {
+            for (int i = 40; i < 60; i++)
+            {
+                byte[] value = RandomNumberGenerator.GetBytes(256);
+                await client.PutAsync("keep", $"obj/{i}", value);
+                written[$"obj/{i}"] = value;
+            }
+        }
+        for (int i = 0; i < _cluster.Nodes.Count; i++)
+            await _cluster.KillNodeAsync(i);
+        for (int i = 0; i < _cluster.Nodes.Count; i++)
+            await _cluster.StartNodeAsync(i);
+        await AssertAllReadableAsync(written);
+
+        // And the chains still take writes.
+        using ChainClient after = _cluster.CreateClient();
+        await after.PutAsync("keep", "after", Encoding.UTF8.GetBytes("restart"));
+        Assert.Equal("restart", Encoding.UTF8.GetString(await after.GetBytesAsync("keep", "after")));
+    }
+
+    private async Task AssertAllReadableAsync(Dictionary<string, byte[]> written)
+    {
+        using ChainClient client = _cluster.CreateClient();
+        foreach (var (key, value) in written)
+            Assert.Equal(value, await client.GetBytesAsync("keep", key));
+        var listed = new List<string>();
+        await foreach (ObjectInfo o in client.ListAsync("keep", "obj/"))
+            listed.Add(o.Key);
+        Assert.Equal(written.Keys.OrderBy(k => k, StringComparer.Ordinal), listed);
+    }
+
+    internal static void WriteRandomFile(string path, long size)
+    {
+        using FileStream f = File.Create(path);
+        byte[] buffer = new byte[1 << 20];
+        long left = size;
+        while (left > 0)
+        {
+            int n = (int)Math.Min(buffer.Length, left);
+            RandomNumberGenerator.Fill(buffer.AsSpan(0, n));
+            f.Write(buffer, 0, n);
+            left -= n;
+        }
+    }
+
+    internal static string Sha256Of(string path)
+    {
+        using FileStream f = File.OpenRead(path);
+        return Convert.ToHexString(SHA256.HashData(f));
+    }
+}

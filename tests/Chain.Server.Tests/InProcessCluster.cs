@@ -1,0 +1,162 @@
+using System.Net;
+using Chain.Client;
+using Chain.Master;
+using Chain.Node;
+using Chain.Protocol;
+using Chain.Protocol.V1;
+using Chain.Rpc;
+using Chain.Rpc.Server;
+using Chain.Storage;
+using Chain.Storage.Memory;
+using Chain.Storage.RocksDb;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Chain.Server.Tests;
+
+/// <summary>
+/// A whole cluster in this process: a master and N storage nodes on real loopback sockets, each node on its own
+/// engine (memory by default, RocksDB on request). Fast enough for the unit tier; the real-process tier lives
+/// in Chain.Integration.Tests.
+/// </summary>
+public sealed class InProcessCluster : IAsyncDisposable
+{
+    private readonly List<RpcServer> _servers = new();
+    private readonly List<RpcServer> _nodeServers = new();
+    private readonly List<string?> _nodeDirs = new();
+    private long? _objectBytesMax;
+    private readonly List<IAsyncDisposable> _disposables = new();
+    private readonly List<string> _tempDirs = new();
+
+    private InProcessCluster()
+    {
+    }
+
+    public Uri MasterAddress { get; private set; } = null!;
+    public MasterService Master { get; private set; } = null!;
+    public List<StorageNode> Nodes { get; } = new();
+    public List<IKvEngine> Engines { get; } = new();
+    public List<Uri> NodeAddresses { get; } = new();
+
+    public static async Task<InProcessCluster> StartAsync(int nodes = 3, int? chains = null, int? replicas = null, long? objectBytesMax = null, bool rocksDb = false)
+    {
+        var cluster = new InProcessCluster();
+        var masterEngine = new MemoryEngine(new[] { EngineMasterStateStore.ColumnFamily });
+        cluster.Master = new MasterService(new EngineMasterStateStore(masterEngine),
+            new MasterOptions { ExpectNodes = nodes, Chains = chains, Replicas = replicas }, TimeProvider.System, NullLogger<MasterService>.Instance);
+        var masterRegistry = new RpcServiceRegistry();
+        cluster.Master.Register(masterRegistry);
+        RpcServer masterServer = await RpcServer.StartAsync(new IPEndPoint(IPAddress.Loopback, 0), masterRegistry, Options());
+        cluster._servers.Add(masterServer);
+        cluster.MasterAddress = masterServer.Address;
+
+        cluster._objectBytesMax = objectBytesMax;
+        for (int i = 0; i < nodes; i++)
+        {
+            string? dir = null;
+            if (rocksDb)
+            {
+                dir = Path.Combine(Path.GetTempPath(), "chain-test-" + Guid.NewGuid().ToString("N"));
+                cluster._tempDirs.Add(dir);
+            }
+            cluster._nodeDirs.Add(dir);
+            cluster.Engines.Add(null!);
+            cluster.Nodes.Add(null!);
+            cluster._nodeServers.Add(null!);
+            cluster.NodeAddresses.Add(null!);
+            await cluster.StartNodeAsync(i);
+        }
+        await cluster.WaitUntilFormedAsync();
+        return cluster;
+    }
+
+    private static IKvEngine OpenEngine(string? dir) => dir is null
+        ? new MemoryEngine(StorageNode.ColumnFamilies)
+        : RocksDbEngine.Open(dir, new RocksDbOptions { ColumnFamilies = StorageNode.ColumnFamilies.ToArray() });
+
+    private async Task StartNodeAsync(int i)
+    {
+        IKvEngine engine = OpenEngine(_nodeDirs[i]);
+        var node = new StorageNode(engine, new NodeOptions
+        {
+            NodeId = $"node{i + 1}",
+            MasterAddress = MasterAddress,
+            ObjectBytesMax = _objectBytesMax ?? Limits.ObjectBytesMaxDefault,
+            HeartbeatInterval = TimeSpan.FromMilliseconds(100),
+        }, NullLoggerFactory.Instance);
+        var registry = new RpcServiceRegistry();
+        node.Register(registry);
+        RpcServer server = await RpcServer.StartAsync(new IPEndPoint(IPAddress.Loopback, 0), registry, Options());
+        Engines[i] = engine;
+        Nodes[i] = node;
+        _nodeServers[i] = server;
+        NodeAddresses[i] = server.Address;
+        await node.StartAsync(server.Address, CancellationToken.None);
+    }
+
+    /// <summary>
+    /// Stops every node (server, replicas, engine), reopens each engine from its directory and starts the nodes
+    /// again on new ports. Only meaningful with RocksDB engines.
+    /// </summary>
+    public async Task RestartAllNodesAsync()
+    {
+        for (int i = 0; i < Nodes.Count; i++)
+        {
+            await _nodeServers[i].DisposeAsync();
+            await Nodes[i].DisposeAsync();
+            Engines[i].Dispose();
+        }
+        for (int i = 0; i < Nodes.Count; i++)
+            await StartNodeAsync(i);
+        await WaitUntilFormedAsync();
+    }
+
+    private static RpcServerOptions Options() => new() { Limits = new RpcLimits { MaxMessageBytes = Limits.MessageBytesMax } };
+
+    /// <summary>Waits (bounded) until every node runs the master's current config with all chains.</summary>
+    private async Task WaitUntilFormedAsync()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        while (true)
+        {
+            ClusterConfig master = Master.Current;
+            bool addressesCurrent = master.Nodes.Count == Nodes.Count && NodeAddresses.All(a =>
+                master.Nodes.Any(n => n.Node.Address == a.ToString().TrimEnd('/')));
+            if (master.Chains.Count > 0 && addressesCurrent && Nodes.All(n => n.Config?.Version == master.Version))
+                return;
+            await Task.Delay(10, timeout.Token);
+        }
+    }
+
+    public ChainClient CreateClient(TimeSpan? operationTimeout = null) => new(new ChainClientOptions
+    {
+        Master = MasterAddress,
+        OperationTimeout = operationTimeout ?? TimeSpan.FromSeconds(30),
+    });
+
+    public RpcChannel Channel(int node) => new(NodeAddresses[node], new RpcLimits { MaxMessageBytes = Limits.MessageBytesMax });
+
+    /// <summary>The nodes of a chain, head first, as indexes into <see cref="Nodes"/>.</summary>
+    public int[] ChainNodes(uint chainId) =>
+        Master.Current.Chains[(int)chainId].Nodes.Select(id => Nodes.FindIndex(n => n.NodeId == id)).ToArray();
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (RpcServer server in _servers.Concat(_nodeServers))
+            await server.DisposeAsync();
+        foreach (StorageNode node in Nodes)
+            await node.DisposeAsync();
+        foreach (IKvEngine engine in Engines)
+            engine.Dispose();
+        foreach (string dir in _tempDirs)
+        {
+            try
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+}

@@ -1,0 +1,83 @@
+using System.Globalization;
+
+namespace Chain.Bench;
+
+public sealed class BenchUsageException : Exception
+{
+    public BenchUsageException(string message) : base(message) { }
+}
+
+/// <summary>Command line of the benchmark (parsed by hand).</summary>
+public sealed record BenchOptions
+{
+    public const string Usage =
+        "usage: Chain.Bench [--clients K] [--seconds S] [--max-ops N] [--value-bytes B] [--nodes N] [--skip-chain] [--skip-raw]\n" +
+        "  --clients K      concurrent clients / writers (default 32)\n" +
+        "  --seconds S      time bound of each measured phase (default 10)\n" +
+        "  --max-ops N      operation bound of each measured phase (default 100000)\n" +
+        "  --value-bytes B  value size (default 1024)\n" +
+        "  --nodes N        storage nodes of the chain cluster (default 3)\n" +
+        "  --skip-chain     only the raw RocksDB baseline\n" +
+        "  --skip-raw       only the chain cluster";
+
+    public int Clients { get; init; } = 32;
+    public double Seconds { get; init; } = 10;
+    public int MaxOps { get; init; } = 100_000;
+    public int ValueBytes { get; init; } = 1024;
+    public int Nodes { get; init; } = 3;
+    public bool SkipChain { get; init; }
+    public bool SkipRaw { get; init; }
+    public bool Help { get; init; }
+
+    public TimeSpan Duration => TimeSpan.FromSeconds(Seconds);
+
+    public static BenchOptions Parse(IReadOnlyList<string> args)
+    {
+        var options = new BenchOptions();
+        for (int i = 0; i < args.Count; i++)
+        {
+            string arg = args[i];
+            string name = arg;
+            string? inline = null;
+            int eq = arg.IndexOf('=');
+            if (arg.StartsWith("--", StringComparison.Ordinal) && eq > 0)
+            {
+                name = arg[..eq];
+                inline = arg[(eq + 1)..];
+            }
+            string Value()
+            {
+                if (inline is not null)
+                    return inline;
+                if (i + 1 >= args.Count)
+                    throw new BenchUsageException($"option {name} needs a value");
+                return args[++i];
+            }
+            options = name switch
+            {
+                "--clients" => options with { Clients = Int(name, Value(), 1, 4096) },
+                "--seconds" => options with { Seconds = Double(name, Value(), 0.1, 3600) },
+                "--max-ops" => options with { MaxOps = Int(name, Value(), 1, int.MaxValue - 1) },
+                "--value-bytes" => options with { ValueBytes = Int(name, Value(), 1, 64 * 1024 * 1024) },
+                "--nodes" => options with { Nodes = Int(name, Value(), 1, 32) },
+                "--skip-chain" => options with { SkipChain = true },
+                "--skip-raw" => options with { SkipRaw = true },
+                "-h" or "--help" => options with { Help = true },
+                _ => throw new BenchUsageException($"unknown argument '{arg}'"),
+            };
+        }
+        if (options.SkipChain && options.SkipRaw)
+            throw new BenchUsageException("--skip-chain and --skip-raw together leave nothing to measure");
+        return options;
+    }
+
+    private static int Int(string name, string text, int min, int max) =>
+        int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out int value) && value >= min && value <= max
+            ? value
+            : throw new BenchUsageException($"{name} must be an integer between {min} and {max}, not '{text}'");
+
+    private static double Double(string name, string text, double min, double max) =>
+        double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double value) && value >= min && value <= max
+            ? value
+            : throw new BenchUsageException($"{name} must be a number between {min} and {max}, not '{text}'");
+}

@@ -1,0 +1,442 @@
+using System.Globalization;
+using System.Net.Http;
+using System.Net.Sockets;
+using Chain.Client;
+using Chain.Harness;
+using Spectre.Console;
+
+namespace Chain.Cli;
+
+/// <summary>The commands. Exit codes: 0 ok, 1 the operation failed, 2 usage error.</summary>
+public static class CliApp
+{
+    public const int Ok = 0;
+    public const int Failed = 1;
+    public const int Usage = 2;
+
+    public static async Task<int> RunAsync(IReadOnlyList<string> args, CliIo io)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        ArgumentNullException.ThrowIfNull(io);
+        ParsedCommand? command = null;
+        try
+        {
+            command = CommandLine.Parse(args, io.EnvironmentMaster);
+            return command.Name switch
+            {
+                "help" => Help(command, io),
+                "up" => await UpAsync(command, io).ConfigureAwait(false),
+                "put" => await PutAsync(command, io).ConfigureAwait(false),
+                "get" => await GetAsync(command, io).ConfigureAwait(false),
+                "rm" => await RemoveAsync(command, io).ConfigureAwait(false),
+                "ls" => await ListAsync(command, io).ConfigureAwait(false),
+                "stat" => await StatAsync(command, io).ConfigureAwait(false),
+                "mb" => await MakeBucketAsync(command, io).ConfigureAwait(false),
+                "rb" => await RemoveBucketAsync(command, io).ConfigureAwait(false),
+                "status" => await StatusAsync(command, io).ConfigureAwait(false),
+                _ => throw new UsageException($"unknown command '{command.Name}'"),
+            };
+        }
+        catch (UsageException e)
+        {
+            io.Err.WriteLine($"error: {e.Message}");
+            if (e.Command is not null && CommandLine.Commands.TryGetValue(e.Command, out CommandSpec? spec))
+                io.Err.WriteLine($"usage: {spec.Usage}");
+            else
+                io.Err.WriteLine("usage: chain [--master URL] COMMAND [ARGS]");
+            io.Err.WriteLine("run 'chain help' for the list of commands");
+            return Usage;
+        }
+        catch (Exception e)
+        {
+            io.Err.WriteLine($"error: {Describe(e, command, io)}");
+            if (io.Debug)
+                io.Err.WriteLine(e.ToString());
+            return Failed;
+        }
+    }
+
+    /// <summary>One line for a failed operation.</summary>
+    internal static string Describe(Exception e, ParsedCommand? command, CliIo io) => e switch
+    {
+        OperationCanceledException when io.Cancellation.IsCancellationRequested => "cancelled",
+        ChainException => e.Message,
+        HttpRequestException or SocketException =>
+            $"cannot reach the master at {(command is null ? "?" : Endpoint(command.Master))}: {e.Message}",
+        _ when e.InnerException is HttpRequestException or SocketException =>
+            $"cannot reach the master at {(command is null ? "?" : Endpoint(command.Master))}: {e.InnerException.Message}",
+        FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException or IOException => e.Message,
+        LocalClusterException or TimeoutException => e.Message,
+        _ => $"{e.GetType().Name}: {e.Message}",
+    };
+
+    // ---- help ---------------------------------------------------------------------------------------
+
+    private static int Help(ParsedCommand command, CliIo io)
+    {
+        if (command.Positionals.Count == 1)
+        {
+            string name = command.Positionals[0];
+            if (!CommandLine.Commands.TryGetValue(name, out CommandSpec? spec))
+                throw new UsageException($"unknown command '{name}'");
+            io.Out.WriteLine($"usage: {spec.Usage}");
+            io.Out.WriteLine();
+            io.Out.WriteLine($"  {spec.Summary}");
+            if (spec.Options.Count > 0)
+            {
+                io.Out.WriteLine();
+                io.Out.WriteLine("options:");
+                int width = spec.Options.Max(o => o.Name.Length + o.ValueName.Length) + 4;
+                foreach (OptionSpec option in spec.Options)
+                    io.Out.WriteLine($"  {("--" + option.Name + " " + option.ValueName).PadRight(width)} {option.Help}");
+            }
+            return Ok;
+        }
+
+        io.Out.WriteLine("chain: command-line tool of the Chain object store");
+        io.Out.WriteLine();
+        io.Out.WriteLine("usage: chain [--master URL] COMMAND [ARGS]");
+        io.Out.WriteLine();
+        io.Out.WriteLine("commands:");
+        int pad = CommandLine.Commands.Values.Max(c => c.Name.Length + 1 + c.Arguments.Length);
+        foreach (CommandSpec spec in CommandLine.Commands.Values)
+        {
+            string synopsis = spec.Name == "up" ? "up [OPTIONS]" : (spec.Name + " " + spec.Arguments).Trim();
+            io.Out.WriteLine($"  {synopsis.PadRight(Math.Min(pad, 24))}  {spec.Summary}");
+        }
+        io.Out.WriteLine();
+        io.Out.WriteLine("global options:");
+        io.Out.WriteLine($"  --master URL   master address (default: ${CommandLine.MasterEnvironmentVariable}, else {CommandLine.DefaultMaster})");
+        io.Out.WriteLine("  -h, --help     help (chain help COMMAND for a command's options)");
+        io.Out.WriteLine();
+        io.Out.WriteLine("BUCKET/KEY splits at the first '/': keys may contain '/'.");
+        io.Out.WriteLine("exit codes: 0 ok, 1 operation failed, 2 usage error");
+        return Ok;
+    }
+
+    // ---- up -----------------------------------------------------------------------------------------
+
+    private static async Task<int> UpAsync(ParsedCommand command, CliIo io)
+    {
+        int nodes = command.IntOption("nodes", 3, 1, 64)!.Value;
+        int port = command.IntOption("port", 7400, 1, 65535 - nodes)!.Value;
+        int? chains = command.IntOption("chains", null, 1, 4096);
+        int? replicas = command.IntOption("replicas", null, 1, nodes);
+        long? maxObject = command.LongOption("max-object-bytes", 1, long.MaxValue);
+        string data = Path.GetFullPath(command.Option("data") ?? "data");
+        CancellationToken ct = io.Cancellation;
+
+        var options = new LocalClusterOptions
+        {
+            Nodes = nodes,
+            DataDirectory = data,
+            BasePort = port,
+            Chains = chains,
+            Replicas = replicas,
+            MaxObjectBytes = maxObject,
+        };
+        io.Out.WriteLine($"starting master + {nodes} node{(nodes == 1 ? "" : "s")} on ports {port}..{port + nodes} (data: {data})");
+        io.Out.Flush();
+        LocalCluster cluster;
+        try
+        {
+            cluster = await LocalCluster.StartAsync(options, ct).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            io.Err.WriteLine("error: start-up interrupted; the processes started were stopped");
+            return Failed;
+        }
+
+        await using (cluster.ConfigureAwait(false))
+        {
+            cluster.UnexpectedExit += (process, code) =>
+            {
+                if (!ct.IsCancellationRequested)
+                    io.Err.WriteLine($"warning: {process.Name} (pid {process.Pid}) exited unexpectedly with code {code}; see {process.LogPath}");
+            };
+
+            io.Out.WriteLine();
+            io.Out.WriteLine($"  {"master",-8} {Endpoint(cluster.Master.Address),-26} pid {cluster.Master.Pid,-8} log {cluster.Master.LogPath}");
+            foreach (NodeProcess node in cluster.Nodes)
+                io.Out.WriteLine($"  {node.Id,-8} {Endpoint(node.Address),-26} pid {node.Pid,-8} log {node.LogPath}");
+            io.Out.WriteLine();
+            try
+            {
+                await using ChainClient client = io.ClientFactory(cluster.MasterAddress);
+                ClusterStatus status = await client.GetStatusAsync(ct).ConfigureAwait(false);
+                StatusView.Render(io.Console, status, DateTimeOffset.UtcNow, includeBuckets: false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                io.Err.WriteLine($"warning: cannot read the cluster status: {Describe(e, command, io)}");
+            }
+            io.Out.WriteLine();
+            io.Out.WriteLine($"cluster is up: master {Endpoint(cluster.MasterAddress)} (press Ctrl-C to stop)");
+            io.Out.Flush();
+
+            try
+            {
+                await Task.Delay(Timeout.Infinite, ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+
+            io.Out.WriteLine("stopping...");
+            io.Out.Flush();
+            IReadOnlyDictionary<string, int> failures = await cluster.StopAllAsync().ConfigureAwait(false);
+            foreach ((string name, int code) in failures)
+                io.Err.WriteLine($"warning: {name} exited with code {code}");
+            io.Out.WriteLine(failures.Count == 0 ? "stopped" : "stopped, with errors");
+            return failures.Count == 0 ? Ok : Failed;
+        }
+    }
+
+    // ---- objects ------------------------------------------------------------------------------------
+
+    private static async Task<int> PutAsync(ParsedCommand command, CliIo io)
+    {
+        ObjectPath path = ObjectPath.Parse(command.Positionals[0], command.Name);
+        string file = command.Positionals[1];
+        string contentType = command.Option("content-type") ?? new PutOptions().ContentType;
+        CancellationToken ct = io.Cancellation;
+
+        await using FileStream stream = OpenSource(file);
+        long size = stream.Length;
+        await using ChainClient client = io.ClientFactory(command.Master);
+        PutResult result;
+        if (io.OutputIsTerminal)
+        {
+            result = await WithProgressAsync(io.Console, $"put {path}", size,
+                progress => client.PutAsync(path.Bucket, path.Key, stream, new PutOptions { ContentType = contentType, Progress = progress }, ct)).ConfigureAwait(false);
+        }
+        else
+        {
+            result = await client.PutAsync(path.Bucket, path.Key, stream, new PutOptions { ContentType = contentType }, ct).ConfigureAwait(false);
+        }
+
+        io.Out.WriteLine($"put {result.Bucket}/{result.Key}{(result.Deduplicated ? " (deduplicated: identical content)" : "")}");
+        io.Out.WriteLine($"  version: {result.Version}");
+        io.Out.WriteLine($"  size:    {result.Size} ({FormatBytes(result.Size)})");
+        io.Out.WriteLine($"  sha256:  {result.Sha256Hex}");
+        return Ok;
+    }
+
+    private static async Task<int> GetAsync(ParsedCommand command, CliIo io)
+    {
+        ObjectPath path = ObjectPath.Parse(command.Positionals[0], command.Name);
+        string destination = command.Positionals[1];
+        CancellationToken ct = io.Cancellation;
+
+        if (destination == "-")
+        {
+            await using ChainClient stdoutClient = io.ClientFactory(command.Master);
+            Stream stdout = io.OpenStandardOutput();
+            await using (stdout.ConfigureAwait(false))
+            {
+                await stdoutClient.GetAsync(path.Bucket, path.Key, stdout, null, ct).ConfigureAwait(false);
+                await stdout.FlushAsync(ct).ConfigureAwait(false);
+            }
+            return Ok;
+        }
+
+        if (Directory.Exists(destination))
+            destination = Path.Combine(destination, LocalNameOf(path));
+        string partial = destination + ".partial";
+        await using ChainClient client = io.ClientFactory(command.Master);
+        ObjectInfo info;
+        try
+        {
+            await using (var file = new FileStream(partial, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
+            {
+                if (io.OutputIsTerminal)
+                {
+                    ObjectInfo stat = await client.StatAsync(path.Bucket, path.Key, ct).ConfigureAwait(false);
+                    info = await WithProgressAsync(io.Console, $"get {path}", stat.Size,
+                        progress => client.GetAsync(path.Bucket, path.Key, file, progress, ct)).ConfigureAwait(false);
+                }
+                else
+                {
+                    info = await client.GetAsync(path.Bucket, path.Key, file, null, ct).ConfigureAwait(false);
+                }
+                await file.FlushAsync(ct).ConfigureAwait(false);
+                file.Flush(flushToDisk: true);
+            }
+            File.Move(partial, destination, overwrite: true);
+        }
+        catch
+        {
+            TryDelete(partial);
+            throw;
+        }
+
+        io.Out.WriteLine($"get {info.Bucket}/{info.Key} -> {destination}");
+        io.Out.WriteLine($"  version: {info.Version}");
+        io.Out.WriteLine($"  size:    {info.Size} ({FormatBytes(info.Size)})");
+        io.Out.WriteLine($"  sha256:  {info.Sha256Hex}");
+        return Ok;
+    }
+
+    private static async Task<int> RemoveAsync(ParsedCommand command, CliIo io)
+    {
+        ObjectPath path = ObjectPath.Parse(command.Positionals[0], command.Name);
+        await using ChainClient client = io.ClientFactory(command.Master);
+        if (!await client.DeleteAsync(path.Bucket, path.Key, io.Cancellation).ConfigureAwait(false))
+            throw new ObjectNotFoundException(path.Bucket, path.Key);
+        io.Out.WriteLine($"deleted {path}");
+        return Ok;
+    }
+
+    private static async Task<int> StatAsync(ParsedCommand command, CliIo io)
+    {
+        ObjectPath path = ObjectPath.Parse(command.Positionals[0], command.Name);
+        await using ChainClient client = io.ClientFactory(command.Master);
+        ObjectInfo info = await client.StatAsync(path.Bucket, path.Key, io.Cancellation).ConfigureAwait(false);
+        io.Out.WriteLine($"object:       {info.Bucket}/{info.Key}");
+        io.Out.WriteLine($"size:         {info.Size} ({FormatBytes(info.Size)})");
+        io.Out.WriteLine($"sha256:       {info.Sha256Hex}");
+        io.Out.WriteLine($"version:      {info.Version}");
+        io.Out.WriteLine($"created:      {FormatTime(info.Created)}");
+        io.Out.WriteLine($"content-type: {info.ContentType}");
+        return Ok;
+    }
+
+    private static async Task<int> ListAsync(ParsedCommand command, CliIo io)
+    {
+        await using ChainClient client = io.ClientFactory(command.Master);
+        if (command.Positionals.Count == 0)
+        {
+            IReadOnlyList<BucketInfo> buckets = await client.ListBucketsAsync(io.Cancellation).ConfigureAwait(false);
+            foreach (BucketInfo bucket in buckets)
+                io.Out.WriteLine($"{FormatTime(bucket.Created)}  {bucket.Name}");
+            return Ok;
+        }
+
+        (string bucketName, string prefix) = ObjectPath.ParseListTarget(command.Positionals[0], command.Name);
+        await foreach (ObjectInfo info in client.ListAsync(bucketName, prefix, null, io.Cancellation).ConfigureAwait(false))
+            io.Out.WriteLine($"{FormatTime(info.Created)}  {info.Size,14}  {info.Key}");
+        return Ok;
+    }
+
+    // ---- buckets and cluster ------------------------------------------------------------------------
+
+    private static async Task<int> MakeBucketAsync(ParsedCommand command, CliIo io)
+    {
+        string bucket = ObjectPath.ParseBucket(command.Positionals[0], command.Name);
+        await using ChainClient client = io.ClientFactory(command.Master);
+        if (!await client.CreateBucketAsync(bucket, io.Cancellation).ConfigureAwait(false))
+            throw new ChainException($"bucket '{bucket}' already exists");
+        io.Out.WriteLine($"created bucket '{bucket}'");
+        return Ok;
+    }
+
+    private static async Task<int> RemoveBucketAsync(ParsedCommand command, CliIo io)
+    {
+        string bucket = ObjectPath.ParseBucket(command.Positionals[0], command.Name);
+        await using ChainClient client = io.ClientFactory(command.Master);
+        if (!await client.DeleteBucketAsync(bucket, io.Cancellation).ConfigureAwait(false))
+            throw new BucketNotFoundException(bucket);
+        io.Out.WriteLine($"removed bucket '{bucket}'");
+        return Ok;
+    }
+
+    private static async Task<int> StatusAsync(ParsedCommand command, CliIo io)
+    {
+        await using ChainClient client = io.ClientFactory(command.Master);
+        ClusterStatus status = await client.GetStatusAsync(io.Cancellation).ConfigureAwait(false);
+        io.Out.Flush();
+        StatusView.Render(io.Console, status, DateTimeOffset.UtcNow, includeBuckets: true);
+        return Ok;
+    }
+
+    // ---- helpers ------------------------------------------------------------------------------------
+
+    private static FileStream OpenSource(string file)
+    {
+        try
+        {
+            return new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous | FileOptions.SequentialScan);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"cannot read '{file}': {e.Message}", e);
+        }
+    }
+
+    /// <summary>The local file name for 'get KEY DIR': the key's last segment.</summary>
+    internal static string LocalNameOf(ObjectPath path)
+    {
+        string name = path.Key[(path.Key.LastIndexOf('/') + 1)..];
+        if (name.Length == 0 || name is "." or "..")
+            throw new UsageException($"cannot derive a file name from key '{path.Key}'; give a file path", "get");
+        return name;
+    }
+
+    private static async Task<T> WithProgressAsync<T>(IAnsiConsole console, string description, long total, Func<IProgress<long>, Task<T>> action)
+    {
+        return await console.Progress()
+            .AutoClear(false)
+            .HideCompleted(false)
+            .Columns(
+                new TaskDescriptionColumn(),
+                new ProgressBarColumn(),
+                new PercentageColumn(),
+                new DownloadedColumn(),
+                new TransferSpeedColumn(),
+                new RemainingTimeColumn())
+            .StartAsync(async context =>
+            {
+                ProgressTask task = context.AddTask(Markup.Escape(description), autoStart: true, maxValue: Math.Max(1, total));
+                T result = await action(new CallbackProgress(bytes => task.Value = Math.Min(bytes, task.MaxValue))).ConfigureAwait(false);
+                task.Value = task.MaxValue;
+                task.StopTask();
+                return result;
+            }).ConfigureAwait(false);
+    }
+
+    internal static string FormatBytes(long bytes)
+    {
+        string[] units = { "B", "KiB", "MiB", "GiB", "TiB" };
+        double value = bytes;
+        int unit = 0;
+        while (value >= 1024 && unit < units.Length - 1)
+        {
+            value /= 1024;
+            unit++;
+        }
+        return unit == 0
+            ? $"{bytes} B"
+            : value.ToString("0.0", CultureInfo.InvariantCulture) + " " + units[unit];
+    }
+
+    /// <summary>An address as typed: http://host:port without the trailing '/' Uri adds.</summary>
+    internal static string Endpoint(Uri address) => address.AbsolutePath == "/" ? address.GetLeftPart(UriPartial.Authority) : address.ToString();
+
+    internal static string FormatTime(DateTimeOffset time) =>
+        time.ToUniversalTime().ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+
+    private static void TryDelete(string file)
+    {
+        try
+        {
+            File.Delete(file);
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+
+    /// <summary>Reports synchronously on the caller's thread (Progress&lt;T&gt; would post and reorder).</summary>
+    private sealed class CallbackProgress : IProgress<long>
+    {
+        private readonly Action<long> _report;
+
+        public CallbackProgress(Action<long> report) => _report = report;
+
+        public void Report(long value) => _report(value);
+    }
+}

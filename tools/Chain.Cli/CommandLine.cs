@@ -1,0 +1,223 @@
+using System.Globalization;
+
+namespace Chain.Cli;
+
+/// <summary>A wrong command line: printed with the command's usage, exit code 2.</summary>
+public sealed class UsageException : Exception
+{
+    public UsageException(string message, string? command = null) : base(message)
+    {
+        Command = command;
+    }
+
+    /// <summary>The command whose usage should be shown (null: the general usage).</summary>
+    public string? Command { get; }
+}
+
+/// <summary>One command of the CLI: its arguments and the options it accepts (every option takes a value).</summary>
+public sealed record CommandSpec(string Name, string Arguments, string Summary, int MinPositionals, int MaxPositionals, IReadOnlyList<OptionSpec> Options)
+{
+    public string Usage => $"chain {Name}{(Arguments.Length > 0 ? " " + Arguments : "")}";
+}
+
+public sealed record OptionSpec(string Name, string ValueName, string Help);
+
+/// <summary>The parsed command line.</summary>
+public sealed record ParsedCommand(string Name, IReadOnlyList<string> Positionals, IReadOnlyDictionary<string, string> Options, Uri Master)
+{
+    public CommandSpec Spec => CommandLine.Commands[Name];
+
+    public string? Option(string name) => Options.TryGetValue(name, out string? value) ? value : null;
+
+    /// <summary>An integer option within [min, max]; <paramref name="fallback"/> when absent.</summary>
+    public int? IntOption(string name, int? fallback, int min, int max)
+    {
+        string? text = Option(name);
+        if (text is null)
+            return fallback;
+        if (!int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out int value) || value < min || value > max)
+            throw new UsageException($"--{name} must be an integer between {min} and {max}, not '{text}'", Name);
+        return value;
+    }
+
+    public long? LongOption(string name, long min, long max)
+    {
+        string? text = Option(name);
+        if (text is null)
+            return null;
+        if (!long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out long value) || value < min || value > max)
+            throw new UsageException($"--{name} must be an integer between {min} and {max}, not '{text}'", Name);
+        return value;
+    }
+}
+
+/// <summary>Hand-written parser: <c>chain [--master URL] COMMAND [ARGS] [--option VALUE | --option=VALUE]</c>.</summary>
+public static class CommandLine
+{
+    public const string MasterEnvironmentVariable = "CHAIN_MASTER";
+    public const string DefaultMaster = "http://127.0.0.1:7400";
+
+    public static readonly IReadOnlyDictionary<string, CommandSpec> Commands = new[]
+    {
+        new CommandSpec("up", "[--nodes N] [--data DIR] [--port BASE] [--chains C] [--replicas R]",
+            "run a local cluster (master + N nodes) in the foreground until Ctrl-C", 0, 0, new[]
+            {
+                new OptionSpec("nodes", "N", "number of storage nodes (default 3)"),
+                new OptionSpec("data", "DIR", "data directory, kept between runs (default ./data)"),
+                new OptionSpec("port", "BASE", "master port; nodes use BASE+1..BASE+N (default 7400)"),
+                new OptionSpec("chains", "C", "number of chains (default: one per node)"),
+                new OptionSpec("replicas", "R", "replicas per chain (default: min(3, N))"),
+                new OptionSpec("max-object-bytes", "BYTES", "largest object a node accepts (default: the server's)"),
+            }),
+        new CommandSpec("put", "BUCKET/KEY FILE", "upload FILE as an object", 2, 2, new[]
+        {
+            new OptionSpec("content-type", "TYPE", "content type to store (default application/octet-stream)"),
+        }),
+        new CommandSpec("get", "BUCKET/KEY FILE", "download an object to FILE ('-' = standard output)", 2, 2, Array.Empty<OptionSpec>()),
+        new CommandSpec("rm", "BUCKET/KEY", "delete an object", 1, 1, Array.Empty<OptionSpec>()),
+        new CommandSpec("ls", "[BUCKET[/PREFIX]]", "list buckets, or the objects of a bucket", 0, 1, Array.Empty<OptionSpec>()),
+        new CommandSpec("stat", "BUCKET/KEY", "show an object's metadata", 1, 1, Array.Empty<OptionSpec>()),
+        new CommandSpec("mb", "BUCKET", "make a bucket", 1, 1, Array.Empty<OptionSpec>()),
+        new CommandSpec("rb", "BUCKET", "remove a bucket", 1, 1, Array.Empty<OptionSpec>()),
+        new CommandSpec("status", "", "show chains, nodes and buckets", 0, 0, Array.Empty<OptionSpec>()),
+        new CommandSpec("help", "[COMMAND]", "show help", 0, 1, Array.Empty<OptionSpec>()),
+    }.ToDictionary(c => c.Name, StringComparer.Ordinal);
+
+    /// <summary>Parses <paramref name="args"/>; <paramref name="environmentMaster"/> is $CHAIN_MASTER.</summary>
+    public static ParsedCommand Parse(IReadOnlyList<string> args, string? environmentMaster)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        var positionals = new List<string>();
+        var options = new Dictionary<string, string>(StringComparer.Ordinal);
+        string? master = null;
+        bool help = false;
+        bool onlyPositionals = false;
+
+        for (int i = 0; i < args.Count; i++)
+        {
+            string arg = args[i];
+            if (onlyPositionals || arg == "-" || !arg.StartsWith('-'))
+            {
+                positionals.Add(arg);
+                continue;
+            }
+            if (arg == "--")
+            {
+                onlyPositionals = true;
+                continue;
+            }
+            if (arg is "-h" or "--help")
+            {
+                help = true;
+                continue;
+            }
+            if (!arg.StartsWith("--", StringComparison.Ordinal) || arg.Length == 2)
+                throw new UsageException($"unknown option '{arg}'", CommandOf(positionals));
+
+            string name = arg[2..];
+            string? value = null;
+            int eq = name.IndexOf('=');
+            if (eq >= 0)
+            {
+                value = name[(eq + 1)..];
+                name = name[..eq];
+            }
+            if (name.Length == 0)
+                throw new UsageException($"unknown option '{arg}'", CommandOf(positionals));
+            if (value is null)
+            {
+                if (i + 1 >= args.Count)
+                    throw new UsageException($"option --{name} needs a value", CommandOf(positionals));
+                value = args[++i];
+            }
+            if (name == "master")
+                master = value;
+            else
+                options[name] = value;
+        }
+
+        string command = positionals.Count > 0 ? positionals[0] : "";
+        if (help)
+        {
+            // "chain --help", "chain put --help": help on the command, if it is one.
+            return new ParsedCommand("help", Commands.ContainsKey(command) ? new[] { command } : Array.Empty<string>(),
+                new Dictionary<string, string>(), ParseMaster(master, environmentMaster));
+        }
+        if (command.Length == 0)
+            throw new UsageException("no command given");
+        if (!Commands.TryGetValue(command, out CommandSpec? spec))
+            throw new UsageException($"unknown command '{command}'");
+
+        foreach (string name in options.Keys)
+        {
+            if (!spec.Options.Any(o => o.Name == name))
+                throw new UsageException($"unknown option --{name} for '{command}'", command);
+        }
+        int count = positionals.Count - 1;
+        if (count < spec.MinPositionals)
+            throw new UsageException($"'{command}' needs {Describe(spec)}", command);
+        if (count > spec.MaxPositionals)
+            throw new UsageException($"too many arguments for '{command}'", command);
+
+        return new ParsedCommand(command, positionals.Skip(1).ToArray(), options, ParseMaster(master, environmentMaster));
+    }
+
+    /// <summary>The master URL from --master, else $CHAIN_MASTER, else the default; it must be an absolute http(s) URL.</summary>
+    public static Uri ParseMaster(string? option, string? environment)
+    {
+        string source = option is not null ? "--master" : $"${MasterEnvironmentVariable}";
+        string text = option ?? (string.IsNullOrWhiteSpace(environment) ? DefaultMaster : environment);
+        if (!Uri.TryCreate(text, UriKind.Absolute, out Uri? uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps) || uri.Host.Length == 0)
+            throw new UsageException($"{source} must be an http:// or https:// URL, not '{text}'");
+        return uri;
+    }
+
+    private static string? CommandOf(List<string> positionals) =>
+        positionals.Count > 0 && Commands.ContainsKey(positionals[0]) ? positionals[0] : null;
+
+    private static string Describe(CommandSpec spec) =>
+        spec.MinPositionals == 1 ? $"1 argument: {spec.Arguments}" : $"{spec.MinPositionals} arguments: {spec.Arguments}";
+}
+
+/// <summary>BUCKET/KEY as typed on the command line: split at the first '/', so keys may contain '/'.</summary>
+public readonly record struct ObjectPath(string Bucket, string Key)
+{
+    public override string ToString() => $"{Bucket}/{Key}";
+
+    /// <summary>BUCKET/KEY with both parts non-empty.</summary>
+    public static ObjectPath Parse(string text, string? command = null)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        int slash = text.IndexOf('/');
+        if (slash < 0)
+            throw new UsageException($"expected BUCKET/KEY, got '{text}' (no '/')", command);
+        if (slash == 0)
+            throw new UsageException($"expected BUCKET/KEY, got '{text}' (empty bucket)", command);
+        if (slash == text.Length - 1)
+            throw new UsageException($"expected BUCKET/KEY, got '{text}' (empty key)", command);
+        return new ObjectPath(text[..slash], text[(slash + 1)..]);
+    }
+
+    /// <summary>BUCKET or BUCKET/PREFIX (the prefix may be empty or contain '/').</summary>
+    public static (string Bucket, string Prefix) ParseListTarget(string text, string? command = null)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        int slash = text.IndexOf('/');
+        string bucket = slash < 0 ? text : text[..slash];
+        string prefix = slash < 0 ? "" : text[(slash + 1)..];
+        if (bucket.Length == 0)
+            throw new UsageException($"expected BUCKET[/PREFIX], got '{text}' (empty bucket)", command);
+        return (bucket, prefix);
+    }
+
+    /// <summary>A bare bucket name (no '/').</summary>
+    public static string ParseBucket(string text, string? command = null)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        if (text.Length == 0)
+            throw new UsageException("expected BUCKET, got an empty name", command);
+        if (text.Contains('/'))
+            throw new UsageException($"expected BUCKET, got '{text}' (bucket names have no '/')", command);
+        return text;
+    }
+}
