@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using Google.Protobuf;
 
 namespace Chain.Rpc;
@@ -31,6 +32,12 @@ internal sealed class ClientCall<TReq, TResp> : IDisposable
     /// <summary>The final status: null for OK, else the exception every later operation throws.</summary>
     private readonly TaskCompletionSource<Exception?> _status = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
+    /// <summary>Serializes reads of the response body (the consumer's, and a writer's drain after the server closed the request).</summary>
+    private readonly SemaphoreSlim _readLock = new(1, 1);
+
+    /// <summary>Messages read ahead by such a drain, served before anything else.</summary>
+    private Queue<TResp>? _readAhead;
+
     private StreamingRequestContent? _streamingContent;
     private Task _headers = Task.CompletedTask;
     private HttpResponseMessage? _response;
@@ -39,13 +46,23 @@ internal sealed class ClientCall<TReq, TResp> : IDisposable
     private volatile bool _disposed;
     private volatile bool _deadlineExceeded;
     private volatile RpcException? _abortError;
-    private CancellationToken? _cancelledBy;
+    private volatile StrongBox<CancellationToken>? _cancelledBy;
 
     public ClientCall(RpcChannel channel, Method<TReq, TResp> method, CallOptions? options)
     {
         _channel = channel;
         _method = method;
         _options = options ?? DefaultOptions;
+        if (_options.Headers is { } headers)
+        {
+            foreach (var (name, value) in headers)
+            {
+                if (!GrpcWire.IsValidCustomMetadata(name, value ?? ""))
+                {
+                    throw new ArgumentException($"invalid custom request header '{name}' (lower-case token name, printable ASCII value, not reserved)", nameof(options));
+                }
+            }
+        }
 
         if (_options.Timeout is { } timeout)
         {
@@ -104,10 +121,6 @@ internal sealed class ClientCall<TReq, TResp> : IDisposable
         {
             foreach (var (name, value) in headers)
             {
-                if (!GrpcWire.IsValidCustomMetadata(name, value))
-                {
-                    throw new ArgumentException($"invalid custom request header '{name}' (lower-case token name, printable ASCII value, not reserved)", nameof(headers));
-                }
                 request.Headers.TryAddWithoutValidation(name, value);
             }
         }
@@ -204,6 +217,24 @@ internal sealed class ClientCall<TReq, TResp> : IDisposable
     private async ValueTask<TResp?> ReadNextCoreAsync()
     {
         await _headers.ConfigureAwait(false);
+        await _readLock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (_readAhead is { Count: > 0 } readAhead)
+            {
+                return readAhead.Dequeue();
+            }
+            return await ReadFromBodyAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            _readLock.Release();
+        }
+    }
+
+    /// <summary>Reads the next message from the response body, or the final status at its end. Caller holds the read lock.</summary>
+    private async ValueTask<TResp?> ReadFromBodyAsync()
+    {
         if (Volatile.Read(ref _finished) != 0)
         {
             var status = await _status.Task.ConfigureAwait(false);
@@ -283,40 +314,48 @@ internal sealed class ClientCall<TReq, TResp> : IDisposable
         {
             return Translate(ex);
         }
-        // Most often the server has ended the call while we were still sending (it resets the rest of the
-        // request with NO_ERROR after its trailers): report the server's status. It is known once the
-        // response headers are in and either the call has finished or the trailers have arrived, even if
-        // nobody has read the response messages yet (duplex).
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(1);
-        while (true)
+
+        // Most often the server has ended the call while we were still sending: it sends its trailers and then
+        // resets the request side with NO_ERROR, which SocketsHttpHandler reports to the writer as a cancellation
+        // while keeping the complete response. Report the server's status then, even if nobody has read the
+        // response yet (duplex): the rest of the response is already buffered, so it is read ahead.
+        if (!_status.Task.IsCompleted && !_headers.IsCompleted)
         {
-            if (_status.Task.IsCompletedSuccessfully)
-            {
-                return _status.Task.Result
-                    ?? new InvalidOperationException($"{FullName}: the call has already completed; no more request messages can be sent");
-            }
-            if (_headers.IsCompletedSuccessfully && _response is { } response
-                && GetHeader(response.TrailingHeaders, "grpc-status") is not null)
-            {
-                return ReadStatus(response, trailersOnly: false)
-                    ?? (Exception)new InvalidOperationException($"{FullName}: the call has already completed; no more request messages can be sent");
-            }
-            var remaining = deadline - DateTime.UtcNow;
-            if (remaining <= TimeSpan.Zero)
-            {
-                return Translate(ex);
-            }
-            // Wait for whichever comes first: the headers, the final status, or a short poll interval for trailers.
-            await Task.WhenAny(_status.Task, _headers, Task.Delay(TimeSpan.FromMilliseconds(Math.Min(20, remaining.TotalMilliseconds))))
-                .ConfigureAwait(false);
+            await Task.WhenAny(_headers, Task.Delay(TimeSpan.FromSeconds(1))).ConfigureAwait(false);
         }
+        var closedByServer = ex is OperationCanceledException or ObjectDisposedException || _streamingContent?.ClosedByTransport == true;
+        if (!_status.Task.IsCompleted && closedByServer && _headers.IsCompletedSuccessfully)
+        {
+            await _readLock.WaitAsync().ConfigureAwait(false);
+            try
+            {
+                while (await ReadFromBodyAsync().ConfigureAwait(false) is { } message)
+                {
+                    (_readAhead ??= new Queue<TResp>()).Enqueue(message);
+                }
+            }
+            catch (Exception)
+            {
+                // the final status (or failure) is now recorded in _status
+            }
+            finally
+            {
+                _readLock.Release();
+            }
+        }
+        if (_status.Task.IsCompletedSuccessfully)
+        {
+            return _status.Task.Result
+                ?? new InvalidOperationException($"{FullName}: the call has already completed; no more request messages can be sent");
+        }
+        return Translate(ex);
     }
 
     // ---- ending ----
 
     private void CancelByCaller(CancellationToken token)
     {
-        _cancelledBy ??= token;
+        Interlocked.CompareExchange(ref _cancelledBy, new StrongBox<CancellationToken>(token), null);
         _abort.Cancel();
     }
 
@@ -355,9 +394,9 @@ internal sealed class ClientCall<TReq, TResp> : IDisposable
 
     private Exception Translate(Exception ex)
     {
-        if (_cancelledBy is { } token)
+        if (_cancelledBy is { } cancelledBy)
         {
-            return new OperationCanceledException($"{FullName}: the call was cancelled", ex, token);
+            return new OperationCanceledException($"{FullName}: the call was cancelled", ex, cancelledBy.Value);
         }
         if (_deadlineExceeded)
         {
@@ -374,6 +413,12 @@ internal sealed class ClientCall<TReq, TResp> : IDisposable
         if (_disposed)
         {
             return new RpcException(StatusCode.Cancelled, $"{FullName}: the call was disposed");
+        }
+        if (ex is OperationCanceledException && _streamingContent?.ClosedByTransport == true && !_headers.IsCompletedSuccessfully)
+        {
+            // SocketsHttpHandler cancels the request body when the stream is reset, e.g. REFUSED_STREAM from a
+            // server at its concurrent-stream limit (a fresh connection's first requests can exceed it).
+            return new RpcException(StatusCode.Unavailable, $"{FullName}: the server refused or reset the stream before responding");
         }
         return MapTransportFailure(ex, FullName);
     }
@@ -511,6 +556,9 @@ internal sealed class StreamingRequestContent : HttpContent
 
     public Task<Stream> StreamTask => _stream.Task;
 
+    /// <summary>The HTTP layer ended the request body (e.g. the server reset it after completing its response).</summary>
+    public bool ClosedByTransport { get; private set; }
+
     public void Complete() => _complete.TrySetResult();
 
     public void Fail(Exception error)
@@ -531,7 +579,15 @@ internal sealed class StreamingRequestContent : HttpContent
         // flushed; flush now so that the server sees the call even before (or without) a first message.
         await stream.FlushAsync(cancellationToken).ConfigureAwait(false);
         _stream.TrySetResult(stream);
-        await _complete.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await _complete.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            ClosedByTransport = true;
+            throw;
+        }
     }
 
     protected override bool TryComputeLength(out long length)

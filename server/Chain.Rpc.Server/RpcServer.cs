@@ -276,7 +276,14 @@ internal sealed class RpcDispatcher(RpcServiceRegistry registry, RpcLimits limit
         {
             return; // the stream is gone; nothing can be sent
         }
-        WriteStatus(http, status, detail, trailers);
+        try
+        {
+            WriteStatus(http, status, detail, trailers);
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or IOException or OperationCanceledException)
+        {
+            logger.LogDebug(ex, "{Method}: could not send the status {Status}", path, status);
+        }
     }
 
     /// <summary>

@@ -149,7 +149,8 @@ public sealed class CallTests(ServerFixture fixture) : IClassFixture<ServerFixtu
             }
         }
         Assert.NotNull(writeError);
-        Assert.Equal(StatusCode.FailedPrecondition, writeError.Status);
+        Assert.True(writeError.Status == StatusCode.FailedPrecondition, writeError.ToString());
+        Assert.Equal("chat refused", writeError.Detail);
         Assert.Equal("refused", writeError.Trailers["x-chat"]);
 
         var replies = new List<ChatMessage>();
@@ -206,12 +207,14 @@ public sealed class CallTests(ServerFixture fixture) : IClassFixture<ServerFixtu
     {
         var id = Guid.NewGuid().ToString("N");
         var watch = Stopwatch.StartNew();
-        var ex = await Assert.ThrowsAsync<RpcException>(() => Channel.UnaryAsync(TestMethods.Sleep, new SleepRequest { Id = id },
-            new CallOptions { Timeout = TimeSpan.FromMilliseconds(300) })).Within();
+        var call = Channel.UnaryAsync(TestMethods.Sleep, new SleepRequest { Id = id },
+            new CallOptions { Timeout = TimeSpan.FromSeconds(1) });
+        await fixture.Service.HandlerWaiting(id).Within();
+        var ex = await Assert.ThrowsAsync<RpcException>(() => call).Within();
         watch.Stop();
 
         Assert.Equal(StatusCode.DeadlineExceeded, ex.Status);
-        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5), $"took {watch.Elapsed}");
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(4), $"took {watch.Elapsed}");
         var deadline = await fixture.Service.TokenFired(id).Within();
         Assert.NotNull(deadline); // the server saw the grpc-timeout
     }
@@ -220,7 +223,7 @@ public sealed class CallTests(ServerFixture fixture) : IClassFixture<ServerFixtu
     public async Task Deadline_applies_to_streams_too()
     {
         var id = Guid.NewGuid().ToString("N");
-        using var call = Channel.Duplex(TestMethods.Park, new CallOptions { Timeout = TimeSpan.FromMilliseconds(300) });
+        using var call = Channel.Duplex(TestMethods.Park, new CallOptions { Timeout = TimeSpan.FromSeconds(1) });
         await call.RequestStream.WriteAsync(new SleepRequest { Id = id }).Within();
         await using var responses = call.ResponseStream.GetAsyncEnumerator();
         Assert.True(await responses.MoveNextAsync().Within());

@@ -167,7 +167,7 @@ public sealed class WireGarbageTests(ServerFixture fixture) : IClassFixture<Serv
         // No local timer here: the status must come from the server's own deadline.
         var id = Guid.NewGuid().ToString("N");
         var result = await SendRawAsync(TestMethods.Sleep.FullName, GrpcWire.Framed(new SleepRequest { Id = id }, 1000),
-            headers: ("grpc-timeout", "200m"));
+            headers: ("grpc-timeout", "500m"));
         Assert.Equal(((int)StatusCode.DeadlineExceeded).ToString(), result.GrpcStatus);
         Assert.NotNull(await fixture.Service.TokenFired(id).Within());
     }

@@ -132,7 +132,7 @@ async Task RunChainAsync(string path)
         DataDirectory = path,
         DeleteDataOnDispose = true,
     }, ct);
-    AnsiConsole.MarkupLine($"cluster up: master {cluster.MasterAddress}");
+    AnsiConsole.MarkupLine($"cluster up: master {cluster.MasterAddress.GetLeftPart(UriPartial.Authority)}");
 
     var clients = new ChainClient[k];
     for (int i = 0; i < k; i++)
