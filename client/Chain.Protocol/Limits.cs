@@ -11,7 +11,7 @@ public static class Limits
     /// <summary>Updates a head keeps in flight per chain before it stops taking new writes (backpressure).</summary>
     public const int InFlightUpdatesMax = 4096;
     /// <summary>Bytes of chunk data a head keeps in flight per chain.</summary>
-    public const long InFlightBytesMax = 256L * 1024 * 1024;
+    public const long InFlightBytesMax = 64L * 1024 * 1024;
     public const int ListLimitMax = 1000;
     public const int RequestIdBytes = 16;
     public const int UserMetadataBytesMax = 2048;

@@ -21,7 +21,13 @@ internal sealed class PendingUpdate
     public Update Update { get; }
     public ulong Seq => Update.Seq;
     public bool CountsAgainstInFlight { get; }
-    public bool IsChunk => Update.OpCase == Update.OpOneofCase.Chunk;
+    public bool IsChunk => Update.OpCase == Update.OpOneofCase.Chunk || Update.Object?.LastChunk is not null;
+    public int DataBytes => Update.OpCase switch
+    {
+        Update.OpOneofCase.Chunk => Update.Chunk.Data.Length,
+        Update.OpOneofCase.Object => Update.Object.LastChunk?.Data.Length ?? 0,
+        _ => 0,
+    };
     /// <summary>Completes when the whole chain has the update durably (the tail committed it).</summary>
     public TaskCompletionSource Acked { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     /// <summary>For deletes: whether the object existed when the delete was applied.</summary>
@@ -44,6 +50,10 @@ internal sealed record ChainRole(uint ChainId, ulong Epoch, int Position, int Le
 /// </summary>
 internal sealed class ChainReplica : IAsyncDisposable
 {
+    private const int ForwardBatchUpdatesMax = 1024;
+    // A batch holds at least one update; more only while it stays well inside the message limit.
+    private const long ForwardBatchBytesMax = Limits.MessageBytesMax - 256 * 1024;
+
     private readonly NodeStore _store;
     private readonly NodeOptions _options;
     private readonly ILogger _log;
@@ -218,7 +228,7 @@ internal sealed class ChainReplica : IAsyncDisposable
                 while (group.Count < _options.ApplyGroupUpdatesMax && bytes < _options.ApplyGroupBytesMax && reader.TryRead(out PendingUpdate? p))
                 {
                     group.Add(p);
-                    bytes += p.IsChunk ? p.Update.Chunk.Data.Length : 256;
+                    bytes += p.DataBytes + 256;
                 }
                 await ApplyDurablyAsync(group);
                 lock (_gate)
@@ -430,9 +440,20 @@ internal sealed class ChainReplica : IAsyncDisposable
                 ulong durable = DurableSeq;
                 while (next <= durable)
                 {
-                    Update update = UpdateForSend(next);
-                    await call.RequestStream.WriteAsync(new ReplicateMessage { Update = update }, streamStop.Token);
-                    next++;
+                    // Everything durable goes out in as few messages as the size limit allows.
+                    var batch = new UpdateBatch();
+                    long bytes = 0;
+                    while (next <= durable && batch.Updates.Count < ForwardBatchUpdatesMax)
+                    {
+                        Update update = UpdateForSend(next);
+                        int size = update.CalculateSize();
+                        if (batch.Updates.Count > 0 && bytes + size > ForwardBatchBytesMax)
+                            break;
+                        batch.Updates.Add(update);
+                        bytes += size;
+                        next++;
+                    }
+                    await call.RequestStream.WriteAsync(new ReplicateMessage { Updates = batch }, streamStop.Token);
                 }
                 await wake.WaitAsync(streamStop.Token);
             }

@@ -138,11 +138,17 @@ internal sealed class NodeStore
         if (b is null)
             return null;
         Update u = Update.Parser.ParseFrom(b);
-        if (u.OpCase == Update.OpOneofCase.Chunk)
+        ChunkWrite? chunk = u.OpCase switch
         {
-            byte[] data = GetChunk(chainId, u.Chunk.Sha256.Span)
+            Update.OpOneofCase.Chunk => u.Chunk,
+            Update.OpOneofCase.Object => u.Object.LastChunk,
+            _ => null,
+        };
+        if (chunk is not null)
+        {
+            byte[] data = GetChunk(chainId, chunk.Sha256.Span)
                 ?? throw new InvalidOperationException($"chain {chainId}: logged chunk of update {seq} is missing");
-            u.Chunk.Data = ByteString.CopyFrom(data);
+            chunk.Data = ByteString.CopyFrom(data);
         }
         return u;
     }
@@ -205,10 +211,17 @@ internal sealed class NodeStore
                 {
                     ObjectMeta meta = u.Object.Meta;
                     byte[] key = ObjectKey(chainId, meta.Bucket, meta.Key.Span);
+                    Update loggedObject = u;
+                    if (u.Object.LastChunk is { } last)
+                    {
+                        batch.Put(Chunks, ChunkKey(chainId, last.Sha256.Span), last.Data.ToByteArray());
+                        loggedObject = u.Clone();
+                        loggedObject.Object.LastChunk.Data = ByteString.Empty;
+                    }
                     batch.Put(Objects, key, meta.ToByteArray());
                     (touched ??= new())[Convert.ToBase64String(key)] = true;
                     batch.Put(Dedup, DedupKey(chainId, u.Object.RequestId.Span), EncodeDedup(u.Seq, false));
-                    batch.Put(Log, LogKey(chainId, u.Seq), u.ToByteArray());
+                    batch.Put(Log, LogKey(chainId, u.Seq), loggedObject.ToByteArray());
                     break;
                 }
                 case Update.OpOneofCase.Delete:

@@ -47,11 +47,13 @@ internal sealed class ReplicationService
             {
                 token.ThrowIfCancellationRequested();
                 ReplicateMessage message = incoming.Current;
-                if (message.PartCase != ReplicateMessage.PartOneofCase.Update)
-                    throw new RpcException(StatusCode.InvalidArgument, "expected an update");
-                Update update = message.Update;
-                VerifyUpdate(routing.ChainId, update);
-                await replica.AcceptAsync(update, token);
+                if (message.PartCase != ReplicateMessage.PartOneofCase.Updates)
+                    throw new RpcException(StatusCode.InvalidArgument, "expected a batch of updates");
+                foreach (Update update in message.Updates.Updates)
+                {
+                    VerifyUpdate(routing.ChainId, update);
+                    await replica.AcceptAsync(update, token);
+                }
             }
         }
         finally
@@ -88,20 +90,27 @@ internal sealed class ReplicationService
         }
     }
 
+    private static void VerifyChunk(uint chainId, ulong seq, ChunkWrite chunk)
+    {
+        if (chunk.Data.Length > Limits.ChunkBytes)
+            throw new RpcException(StatusCode.InvalidArgument, $"chain {chainId}: update {seq}: chunk exceeds {Limits.ChunkBytes} bytes");
+        if (!Digests.Matches(chunk.Data.Span, chunk.Sha256.Span))
+            throw NodeErrors.BadDigest($"chain {chainId}: update {seq}: chunk data does not match its SHA-256");
+    }
+
     /// <summary>Checks an update received from a peer before it is applied: a peer that sends garbage is refused.</summary>
     private static void VerifyUpdate(uint chainId, Update update)
     {
         switch (update.OpCase)
         {
             case Update.OpOneofCase.Chunk:
-                if (update.Chunk.Data.Length > Limits.ChunkBytes)
-                    throw new RpcException(StatusCode.InvalidArgument, $"chain {chainId}: update {update.Seq}: chunk exceeds {Limits.ChunkBytes} bytes");
-                if (!Digests.Matches(update.Chunk.Data.Span, update.Chunk.Sha256.Span))
-                    throw NodeErrors.BadDigest($"chain {chainId}: update {update.Seq}: chunk data does not match its SHA-256");
+                VerifyChunk(chainId, update.Seq, update.Chunk);
                 break;
             case Update.OpOneofCase.Object:
                 if (update.Object.Meta is null || Validation.CheckKey(update.Object.Meta.Key.Span) is not null)
                     throw new RpcException(StatusCode.InvalidArgument, $"chain {chainId}: update {update.Seq}: invalid object write");
+                if (update.Object.LastChunk is { } last)
+                    VerifyChunk(chainId, update.Seq, last);
                 break;
             case Update.OpOneofCase.Delete:
                 if (Validation.CheckKey(update.Delete.Key.Span) is not null)

@@ -151,6 +151,7 @@ internal sealed class StoreService
         var chunks = new List<ChunkRef>();
         long total = 0;
         PutCommit? commit = null;
+        ChunkWrite? held = null;
         while (await stream.MoveNextAsync())
         {
             PutRequest part = stream.Current;
@@ -173,13 +174,10 @@ internal sealed class StoreService
                 throw NodeErrors.Invalid($"object is larger than its declared size of {header.DeclaredSize} bytes");
             whole.AppendData(chunk.Data.Span);
             chunks.Add(new ChunkRef { Sha256 = chunk.Sha256, Size = (uint)chunk.Data.Length });
-            // Chunks are content-addressed and immutable: one this head already holds durably precedes, in
-            // sequence order, any update we are about to propose, so every node of the chain has it too.
-            if (!_node.Store.HasChunk(chainId, chunk.Sha256.Span))
-            {
-                ChunkWrite write = new() { Sha256 = chunk.Sha256, Data = chunk.Data };
-                await replica.ProposeAsync(epoch, (seq, e) => new Update { Seq = seq, Epoch = e, Chunk = write }, isChunk: true, ct);
-            }
+            // The newest chunk waits: if it turns out to be the last, it rides with the object record.
+            if (held is not null)
+                await ProposeChunkAsync(replica, epoch, held, ct);
+            held = new ChunkWrite { Sha256 = chunk.Sha256, Data = chunk.Data };
         }
         if (commit is null)
             throw NodeErrors.Invalid("put stream ended without a commit; nothing was written");
@@ -204,13 +202,28 @@ internal sealed class StoreService
         };
         meta.Chunks.AddRange(chunks);
         meta.UserMetadata.Add(header.UserMetadata);
+        bool carry = held is not null && !_node.Store.HasChunk(chainId, held.Sha256.Span);
         PendingUpdate pending = await replica.ProposeAsync(epoch, (seq, e) =>
         {
             meta.Version = seq;
-            return new Update { Seq = seq, Epoch = e, Object = new ObjectWrite { Meta = meta, RequestId = header.RequestId } };
-        }, isChunk: false, ct);
+            var write = new ObjectWrite { Meta = meta, RequestId = header.RequestId };
+            if (carry)
+                write.LastChunk = held;
+            return new Update { Seq = seq, Epoch = e, Object = write };
+        }, isChunk: carry, ct);
         await pending.Acked.Task.WaitAsync(ct);
         return new DedupRecord(pending.Seq, false);
+    }
+
+    /// <summary>
+    /// Proposes one chunk unless this head already holds it: chunks are content-addressed and immutable, and a
+    /// chunk the head holds durably precedes, in sequence order, anything proposed now, so every node has it.
+    /// </summary>
+    private async Task ProposeChunkAsync(ChainReplica replica, ulong epoch, ChunkWrite chunk, CancellationToken ct)
+    {
+        if (_node.Store.HasChunk(replica.ChainId, chunk.Sha256.Span))
+            return;
+        await replica.ProposeAsync(epoch, (seq, e) => new Update { Seq = seq, Epoch = e, Chunk = chunk }, isChunk: true, ct);
     }
 
     private static async Task DrainAsync(IAsyncEnumerator<PutRequest> stream)

@@ -11,9 +11,10 @@ public sealed class BenchUsageException : Exception
 public sealed record BenchOptions
 {
     public const string Usage =
-        "usage: Chain.Bench [--clients K] [--seconds S] [--max-ops N] [--value-bytes B] [--nodes N] [--skip-chain] [--skip-raw]\n" +
+        "usage: Chain.Bench [--clients K] [--seconds S] [--warmup-seconds W] [--max-ops N] [--value-bytes B] [--nodes N] [--skip-chain] [--skip-raw]\n" +
         "  --clients K      concurrent clients / writers (default 32)\n" +
         "  --seconds S      time bound of each measured phase (default 10)\n" +
+        "  --warmup-seconds W  unmeasured warm-up of the cluster before its phases (default 5)\n" +
         "  --max-ops N      operation bound of each measured phase (default 100000)\n" +
         "  --value-bytes B  value size (default 1024)\n" +
         "  --nodes N        storage nodes of the chain cluster (default 3)\n" +
@@ -22,6 +23,7 @@ public sealed record BenchOptions
 
     public int Clients { get; init; } = 32;
     public double Seconds { get; init; } = 10;
+    public double WarmupSeconds { get; init; } = 5;
     public int MaxOps { get; init; } = 100_000;
     public int ValueBytes { get; init; } = 1024;
     public int Nodes { get; init; } = 3;
@@ -57,6 +59,7 @@ public sealed record BenchOptions
             {
                 "--clients" => options with { Clients = Int(name, Value(), 1, 4096) },
                 "--seconds" => options with { Seconds = Double(name, Value(), 0.1, 3600) },
+                "--warmup-seconds" => options with { WarmupSeconds = Double(name, Value(), 0, 600) },
                 "--max-ops" => options with { MaxOps = Int(name, Value(), 1, int.MaxValue - 1) },
                 "--value-bytes" => options with { ValueBytes = Int(name, Value(), 1, 64 * 1024 * 1024) },
                 "--nodes" => options with { Nodes = Int(name, Value(), 1, 32) },
