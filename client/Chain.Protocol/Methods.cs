@@ -75,3 +75,11 @@ public static class ErrorKinds
     public const string BucketNotEmpty = "bucket-not-empty";
     public const string InvalidBucket = "invalid-bucket";
 }
+
+public static class AdminMethods
+{
+    public const string Service = "chain.v1.Admin";
+
+    public static readonly Method<ReplicaStateRequest, ReplicaStateResponse> ReplicaState =
+        new(MethodType.Unary, Service, "ReplicaState", ReplicaStateRequest.Parser, ReplicaStateResponse.Parser);
+}

@@ -9,6 +9,8 @@ public sealed record NodeOptions
     public Uri? AdvertisedAddress { get; init; }
     public required Uri MasterAddress { get; init; }
     public string Zone { get; init; } = "";
+    /// <summary>The node's clock (a seam for tests and clock-skew injection); wall time is informational only.</summary>
+    public TimeProvider Time { get; init; } = TimeProvider.System;
     public long ObjectBytesMax { get; init; } = Limits.ObjectBytesMaxDefault;
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromMilliseconds(500);
     /// <summary>Most updates one synced engine write carries for one chain.</summary>

@@ -56,6 +56,7 @@ public sealed class StorageNode : IAsyncDisposable
     {
         new StoreService(this, _loggers.CreateLogger<StoreService>()).Register(registry);
         new ReplicationService(this, _loggers.CreateLogger<ReplicationService>()).Register(registry);
+        new AdminService(this).Register(registry);
     }
 
     /// <summary>Loads the last known config, then registers with the master in the background and follows it.</summary>

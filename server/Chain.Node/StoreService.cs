@@ -197,7 +197,7 @@ internal sealed class StoreService
             Key = header.Key,
             Size = (ulong)total,
             Sha256 = ByteString.CopyFrom(digest),
-            CreatedUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
+            CreatedUnixMs = _node.Options.Time.GetUtcNow().ToUnixTimeMilliseconds(),
             ContentType = header.ContentType,
         };
         meta.Chunks.AddRange(chunks);
