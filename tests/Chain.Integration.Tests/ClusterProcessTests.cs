@@ -7,32 +7,17 @@ namespace Chain.Integration.Tests;
 
 /// <summary>The chain protocol with real processes: one master and three storage nodes on loopback.</summary>
 [Trait("Category", "Integration")]
-public sealed class ClusterProcessTests : IAsyncLifetime
+public sealed class ClusterProcessTests : LocalClusterTest
 {
-    private readonly string _dir = Path.Combine(Path.GetTempPath(), "chain-it-" + Guid.NewGuid().ToString("N"));
-    private LocalCluster _cluster = null!;
-
-    public async Task InitializeAsync()
+    public ClusterProcessTests() : base("it")
     {
-        _cluster = await LocalCluster.StartAsync(new LocalClusterOptions { Nodes = 3, DataDirectory = _dir }, CancellationToken.None);
     }
 
-    public async Task DisposeAsync()
-    {
-        await _cluster.DisposeAsync();
-        try
-        {
-            Directory.Delete(_dir, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
-    }
 
     [Fact]
     public async Task Status_shows_every_chain_with_head_middle_and_tail()
     {
-        using ChainClient client = _cluster.CreateClient();
+        using ChainClient client = Cluster.CreateClient();
         ClusterStatus status = await client.GetStatusAsync();
         Assert.Equal(3, status.Chains.Count);
         Assert.All(status.Chains, c => Assert.Equal(3, c.NodeIds.Count));
@@ -46,10 +31,10 @@ public sealed class ClusterProcessTests : IAsyncLifetime
     [Fact]
     public async Task Large_file_streams_through_the_chain_byte_identical()
     {
-        using ChainClient client = _cluster.CreateClient();
+        using ChainClient client = Cluster.CreateClient();
         await client.CreateBucketAsync("files");
-        string source = Path.Combine(_dir, "source.bin");
-        string copy = Path.Combine(_dir, "copy.bin");
+        string source = Path.Combine(RootDirectory, "source.bin");
+        string copy = Path.Combine(RootDirectory, "copy.bin");
         WriteRandomFile(source, 24 * 1024 * 1024 + 777);
 
         await using (FileStream input = File.OpenRead(source))
@@ -67,7 +52,7 @@ public sealed class ClusterProcessTests : IAsyncLifetime
     public async Task Acknowledged_objects_survive_stopping_and_restarting_every_process()
     {
         var written = new Dictionary<string, byte[]>();
-        using (ChainClient client = _cluster.CreateClient())
+        using (ChainClient client = Cluster.CreateClient())
         {
             await client.CreateBucketAsync("keep");
             for (int i = 0; i < 40; i++)
@@ -79,14 +64,14 @@ public sealed class ClusterProcessTests : IAsyncLifetime
         }
 
         // Graceful stop of everything, then start again from disk.
-        await _cluster.StopAllAsync();
-        await _cluster.StartMasterAsync();
-        for (int i = 0; i < _cluster.Nodes.Count; i++)
-            await _cluster.StartNodeAsync(i);
+        await Cluster.StopAllAsync();
+        await Cluster.StartMasterAsync();
+        for (int i = 0; i < Cluster.Nodes.Count; i++)
+            await Cluster.StartNodeAsync(i);
         await AssertAllReadableAsync(written);
 
         // Hard kill of every node (no chance to flush anything), then start again.
-        using (ChainClient client = _cluster.CreateClient())
+        using (ChainClient client = Cluster.CreateClient())
         {
             for (int i = 40; i < 60; i++)
             {
@@ -95,21 +80,21 @@ public sealed class ClusterProcessTests : IAsyncLifetime
                 written[$"obj/{i}"] = value;
             }
         }
-        for (int i = 0; i < _cluster.Nodes.Count; i++)
-            await _cluster.KillNodeAsync(i);
-        for (int i = 0; i < _cluster.Nodes.Count; i++)
-            await _cluster.StartNodeAsync(i);
+        for (int i = 0; i < Cluster.Nodes.Count; i++)
+            await Cluster.KillNodeAsync(i);
+        for (int i = 0; i < Cluster.Nodes.Count; i++)
+            await Cluster.StartNodeAsync(i);
         await AssertAllReadableAsync(written);
 
         // And the chains still take writes.
-        using ChainClient after = _cluster.CreateClient();
+        using ChainClient after = Cluster.CreateClient();
         await after.PutAsync("keep", "after", Encoding.UTF8.GetBytes("restart"));
         Assert.Equal("restart", Encoding.UTF8.GetString(await after.GetBytesAsync("keep", "after")));
     }
 
     private async Task AssertAllReadableAsync(Dictionary<string, byte[]> written)
     {
-        using ChainClient client = _cluster.CreateClient();
+        using ChainClient client = Cluster.CreateClient();
         foreach (var (key, value) in written)
             Assert.Equal(value, await client.GetBytesAsync("keep", key));
         var listed = new List<string>();
@@ -145,31 +130,18 @@ public sealed class ClusterProcessTests : IAsyncLifetime
 /// same object digest), with one distinct version per acknowledged write.
 /// </summary>
 [Trait("Category", "Integration")]
-public sealed class ReplicaAgreementTests : IAsyncLifetime
+public sealed class ReplicaAgreementTests : LocalClusterTest
 {
-    private readonly string _dir = Path.Combine(Path.GetTempPath(), "chain-agree-" + Guid.NewGuid().ToString("N"));
-    private LocalCluster _cluster = null!;
-
-    public async Task InitializeAsync() =>
-        _cluster = await LocalCluster.StartAsync(new LocalClusterOptions { Nodes = 3, DataDirectory = _dir }, CancellationToken.None);
-
-    public async Task DisposeAsync()
+    public ReplicaAgreementTests() : base("agree")
     {
-        await _cluster.DisposeAsync();
-        try
-        {
-            Directory.Delete(_dir, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
     }
+
 
     [Fact]
     public async Task Concurrent_writers_leave_every_replica_identical_and_every_acknowledged_write_everywhere()
     {
         const int writers = 8, perWriter = 30;
-        var clients = Enumerable.Range(0, writers).Select(_ => _cluster.CreateClient()).ToArray();
+        var clients = Enumerable.Range(0, writers).Select(_ => Cluster.CreateClient()).ToArray();
         try
         {
             await clients[0].CreateBucketAsync("agree");

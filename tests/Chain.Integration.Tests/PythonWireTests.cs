@@ -11,28 +11,14 @@ namespace Chain.Integration.Tests;
 /// .proto files by python3-grpc-tools in the test, reads from a running node (master config, Stat, Get).
 /// </summary>
 [Trait("Category", "Integration")]
-public sealed class PythonWireTests : IAsyncLifetime
+public sealed class PythonWireTests : LocalClusterTest
 {
     private const string Python = "/usr/bin/python3";
-    private readonly string _dir = Path.Combine(Path.GetTempPath(), "chain-py-" + Guid.NewGuid().ToString("N"));
-    private LocalCluster _cluster = null!;
 
-    public async Task InitializeAsync()
+    public PythonWireTests() : base("py")
     {
-        _cluster = await LocalCluster.StartAsync(new LocalClusterOptions { Nodes = 3, DataDirectory = Path.Combine(_dir, "cluster") }, CancellationToken.None);
     }
 
-    public async Task DisposeAsync()
-    {
-        await _cluster.DisposeAsync();
-        try
-        {
-            Directory.Delete(_dir, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
-    }
 
     private const string Script = """
         import hashlib, json, sys
@@ -96,19 +82,19 @@ public sealed class PythonWireTests : IAsyncLifetime
     [Fact]
     public async Task Python_grpcio_reads_an_object_from_the_tail()
     {
-        using ChainClient client = _cluster.CreateClient();
+        using ChainClient client = Cluster.CreateClient();
         await client.CreateBucketAsync("wire");
         byte[] value = RandomNumberGenerator.GetBytes(2 * 1024 * 1024 + 4321);
         PutResult put = await client.PutAsync("wire", "py/object.bin", value);
 
-        string stubs = Path.Combine(_dir, "stubs");
+        string stubs = Path.Combine(RootDirectory, "stubs");
         Directory.CreateDirectory(stubs);
         string protos = Path.Combine(AppContext.BaseDirectory, "protos");
         Run(Python, new[] { "-m", "grpc_tools.protoc", "-I" + protos, "--python_out=" + stubs, "--grpc_python_out=" + stubs,
             "chain/v1/common.proto", "chain/v1/store.proto", "chain/v1/master.proto" });
-        string script = Path.Combine(_dir, "read.py");
+        string script = Path.Combine(RootDirectory, "read.py");
         await File.WriteAllTextAsync(script, Script);
-        string master = _cluster.MasterAddress.ToString().Replace("http://", "").TrimEnd('/');
+        string master = Cluster.MasterAddress.ToString().Replace("http://", "").TrimEnd('/');
         string output = Run(Python, new[] { script, stubs, master, "wire", "py/object.bin" });
 
         using JsonDocument doc = JsonDocument.Parse(output);
