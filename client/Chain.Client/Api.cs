@@ -10,7 +10,7 @@ public sealed record ChainClientOptions
     /// <summary>Deadline of one attempt of a unary call.</summary>
     public TimeSpan AttemptTimeout { get; init; } = TimeSpan.FromSeconds(10);
     /// <summary>Upper bound on attempts of one operation.</summary>
-    public int MaxAttempts { get; init; } = 8;
+    public int MaxAttempts { get; init; } = 16;
     public TimeSpan RetryBaseDelay { get; init; } = TimeSpan.FromMilliseconds(50);
 }
 

@@ -65,6 +65,8 @@ public sealed class LocalCluster : IAsyncDisposable
             masterArgs.AddRange(new[] { "--chains", chains.ToString(CultureInfo.InvariantCulture) });
         if (options.Replicas is { } replicas)
             masterArgs.AddRange(new[] { "--replicas", replicas.ToString(CultureInfo.InvariantCulture) });
+        if (options.FailureTimeout is { } failureTimeout)
+            masterArgs.AddRange(new[] { "--failure-timeout-ms", ((long)failureTimeout.TotalMilliseconds).ToString(CultureInfo.InvariantCulture) });
         var master = new ServerProcess("master", null, ports[0], Path.Combine(root, "master"), Path.Combine(root, "master.log"),
             dotnet, serverDll, masterArgs);
 

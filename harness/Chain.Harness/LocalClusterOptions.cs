@@ -22,6 +22,9 @@ public sealed class LocalClusterOptions
     /// <summary>Replicas per chain (server default: min(3, nodes)).</summary>
     public int? Replicas { get; set; }
 
+    /// <summary>How long the master waits for a node's heartbeat before removing it from its chains (server default when null).</summary>
+    public TimeSpan? FailureTimeout { get; set; }
+
     /// <summary>Largest object a node accepts (server default when null).</summary>
     public long? MaxObjectBytes { get; set; }
 

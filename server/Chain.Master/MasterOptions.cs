@@ -10,6 +10,11 @@ public sealed record MasterOptions
     public int? Replicas { get; init; }
     /// <summary>A node is shown alive while its last heartbeat is younger than this.</summary>
     public TimeSpan AliveWindow { get; init; } = TimeSpan.FromSeconds(3);
+    /// <summary>
+    /// A node whose last heartbeat is older than this is removed from its chains (each change bumps the chain's
+    /// epoch). Also the grace period after the master starts, so a restarted master ejects no one at once.
+    /// </summary>
+    public TimeSpan FailureTimeout { get; init; } = TimeSpan.FromSeconds(3);
 
     public int EffectiveChains => Chains ?? ExpectNodes;
     public int EffectiveReplicas => Replicas ?? Math.Min(3, ExpectNodes);
@@ -20,6 +25,8 @@ public sealed record MasterOptions
             throw new ArgumentException("expect-nodes must be at least 1");
         if (EffectiveReplicas < 1 || EffectiveReplicas > ExpectNodes)
             throw new ArgumentException($"replicas must be between 1 and expect-nodes ({ExpectNodes})");
+        if (FailureTimeout < TimeSpan.FromMilliseconds(200))
+            throw new ArgumentException("failure timeout must be at least 200 ms");
         if (EffectiveChains < 1 || EffectiveChains > 4096)
             throw new ArgumentException("chains must be between 1 and 4096");
     }

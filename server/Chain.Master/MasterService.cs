@@ -21,6 +21,7 @@ public sealed class MasterService
     private readonly SemaphoreSlim _mutex = new(1, 1);
     private readonly ConcurrentDictionary<string, long> _lastHeartbeatMs = new(StringComparer.Ordinal);
     private ClusterConfig _state;
+    private readonly long _startedMs;
 
     public MasterService(IMasterStateStore store, MasterOptions options, TimeProvider time, ILogger<MasterService> log)
     {
@@ -30,6 +31,7 @@ public sealed class MasterService
         _time = time;
         _log = log;
         _state = store.Load() ?? new ClusterConfig { Version = 0, Replicas = (uint)options.EffectiveReplicas };
+        _startedMs = NowMs();
         _log.LogInformation("master state loaded: version {Version}, {Nodes} nodes, {Chains} chains, {Buckets} buckets",
             _state.Version, _state.Nodes.Count, _state.Chains.Count, _state.Buckets.Count);
     }
@@ -154,6 +156,75 @@ public sealed class MasterService
             await CommitAsync(next, cancellationToken);
             _log.LogInformation("bucket {Bucket} deleted", request.Name);
             return new BucketResponse { Config = _state, Existed = true };
+        }
+        finally
+        {
+            _mutex.Release();
+        }
+    }
+
+    /// <summary>Runs failure detection until cancelled: a sweep every quarter of the failure timeout.</summary>
+    public async Task RunFailureDetectorAsync(CancellationToken cancellationToken)
+    {
+        TimeSpan period = _options.FailureTimeout / 4;
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(period, _time, cancellationToken);
+                await SweepAsync(cancellationToken);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e) when (e is IOException or InvalidOperationException)
+            {
+                _log.LogError("failure detection sweep failed: {Error}", e.Message);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Removes nodes whose heartbeats stopped from every chain they are in, bumping each changed chain's epoch,
+    /// durably, in one config change. A chain never loses its last node: when every node of a chain is down, the
+    /// chain keeps only its head — by the prefix property it holds every update any other member holds — and
+    /// stays unavailable until that node returns; no other replica is promoted. Returns whether anything changed.
+    /// </summary>
+    public async Task<bool> SweepAsync(CancellationToken cancellationToken)
+    {
+        long now = NowMs();
+        long timeoutMs = (long)_options.FailureTimeout.TotalMilliseconds;
+        if (now - _startedMs < timeoutMs)
+            return false; // grace period: nodes have not had the chance to reach a restarted master yet
+        string Age(string id) => _lastHeartbeatMs.TryGetValue(id, out long last) ? (now - last).ToString(System.Globalization.CultureInfo.InvariantCulture) : "never";
+        bool Dead(string id) => !_lastHeartbeatMs.TryGetValue(id, out long last) ? true : now - last > timeoutMs;
+
+        await _mutex.WaitAsync(cancellationToken);
+        try
+        {
+            ClusterConfig next = _state.Clone();
+            bool changed = false;
+            foreach (ChainInfo chain in next.Chains)
+            {
+                var members = chain.Nodes.ToList();
+                var alive = members.Where(id => !Dead(id)).ToList();
+                if (alive.Count == members.Count)
+                    continue;
+                List<string> kept = alive.Count > 0 ? alive : new List<string> { members[0] };
+                if (kept.SequenceEqual(members))
+                    continue;
+                chain.Nodes.Clear();
+                chain.Nodes.AddRange(kept);
+                chain.Epoch++;
+                changed = true;
+                _log.LogWarning("chain {Chain}: removed {Removed} (no heartbeat for {Timeout}); now [{Nodes}] at epoch {Epoch}",
+                    chain.ChainId, string.Join(",", members.Except(kept).Select(id => $"{id} (last heartbeat {Age(id)} ms ago)")),
+                    _options.FailureTimeout, string.Join(",", kept), chain.Epoch);
+            }
+            if (changed)
+                await CommitAsync(next, cancellationToken);
+            return changed;
         }
         finally
         {

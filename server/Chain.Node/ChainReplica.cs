@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Threading.Channels;
 using Chain.Protocol;
 using Chain.Protocol.V1;
@@ -75,6 +76,10 @@ internal sealed class ChainReplica : IAsyncDisposable
     private ulong _ackedSeq;
     private ulong _prunedSeq;
     private CancellationTokenSource? _upstream;
+    // Writes with a request id that are queued or durable here but not yet acknowledged by the whole chain:
+    // a retry that reaches this node (as head, maybe after the old head failed) waits for them instead of
+    // applying them again.
+    private readonly ConcurrentDictionary<string, PendingUpdate> _pendingByRequest = new(StringComparer.Ordinal);
 
     public ChainReplica(NodeStore store, NodeOptions options, ChainRole role, Func<Uri, RpcChannel> channels, ILogger log)
     {
@@ -165,6 +170,7 @@ internal sealed class ChainReplica : IAsyncDisposable
                 if (!_applyQueue.Writer.TryWrite(pending))
                     throw NodeErrors.NotReady($"chain {role.ChainId} is shutting down or its queue is full");
                 _lastEnqueuedSeq = seq;
+                TrackRequest(pending);
                 return pending;
             }
         }
@@ -208,9 +214,39 @@ internal sealed class ChainReplica : IAsyncDisposable
                     $"chain {ChainId}: gap in updates: expected {_lastEnqueuedSeq + 1}, got {update.Seq}");
             pending = new PendingUpdate(update, countsAgainstInFlight: false);
             _lastEnqueuedSeq = update.Seq;
+            TrackRequest(pending);
         }
         // Single upstream stream: writes happen in order; waiting here pushes back on the predecessor.
         await _applyQueue.Writer.WriteAsync(pending, cancellationToken);
+    }
+
+    private void TrackRequest(PendingUpdate pending)
+    {
+        if (RequestKey(pending.Update) is { } key)
+            _pendingByRequest[key] = pending;
+    }
+
+    private static string? RequestKey(Update update) => update.OpCase switch
+    {
+        Update.OpOneofCase.Object => Convert.ToHexString(update.Object.RequestId.Span),
+        Update.OpOneofCase.Delete => Convert.ToHexString(update.Delete.RequestId.Span),
+        _ => null,
+    };
+
+    /// <summary>The queued or durable but unacknowledged write with this request id, if any.</summary>
+    public PendingUpdate? FindPending(ReadOnlySpan<byte> requestId) =>
+        _pendingByRequest.TryGetValue(Convert.ToHexString(requestId), out PendingUpdate? p) ? p : null;
+
+    /// <summary>Waits until the whole chain has acknowledged <paramref name="seq"/>.</summary>
+    public async Task WaitAckedAsync(ulong seq, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            Task wake = AckAdvanced.Next;
+            if (AckedSeq >= seq)
+                return;
+            await wake.WaitAsync(cancellationToken);
+        }
     }
 
     // ---------------- applying ----------------
@@ -323,6 +359,8 @@ internal sealed class ChainReplica : IAsyncDisposable
                     if (p.IsChunk)
                         _inFlightChunks.Release();
                 }
+                if (RequestKey(p.Update) is { } key)
+                    _pendingByRequest.TryRemove(new KeyValuePair<string, PendingUpdate>(key, p));
                 p.Acked.TrySetResult();
             }
         }

@@ -49,6 +49,8 @@ internal sealed class ReplicationService
                 ReplicateMessage message = incoming.Current;
                 if (message.PartCase != ReplicateMessage.PartOneofCase.Updates)
                     throw new RpcException(StatusCode.InvalidArgument, "expected a batch of updates");
+                if (replica.Role.Epoch != routing.Epoch)
+                    throw NodeErrors.StaleEpoch(routing.ChainId, routing.Epoch, replica.Role.Epoch);
                 foreach (Update update in message.Updates.Updates)
                 {
                     VerifyUpdate(routing.ChainId, update);

@@ -30,6 +30,7 @@ public sealed class StorageNode : IAsyncDisposable
     private ClusterConfig? _config;
     private Task<ClusterConfig?>? _refresh;
     private Uri? _advertised;
+    private bool _fresh;
 
     public StorageNode(IKvEngine engine, NodeOptions options, ILoggerFactory loggers)
     {
@@ -50,6 +51,12 @@ public sealed class StorageNode : IAsyncDisposable
     internal NodeOptions Options => _options;
     internal NodeStore Store => _store;
     public ClusterConfig? Config => Volatile.Read(ref _config);
+
+    /// <summary>
+    /// True once this process has fetched the config from the master. Until then the node serves no client:
+    /// the table it persisted before a restart may be stale (it may have been removed from its chains).
+    /// </summary>
+    public bool HasFreshConfig => Volatile.Read(ref _fresh);
 
     /// <summary>Registers the RPC services of a node.</summary>
     public void Register(RpcServiceRegistry registry)
@@ -96,6 +103,7 @@ public sealed class StorageNode : IAsyncDisposable
             ClusterConfig config = await _master.UnaryAsync(MasterMethods.GetConfig, new GetConfigRequest(),
                 new CallOptions { Timeout = TimeSpan.FromSeconds(5), CancellationToken = _stopping.Token });
             await ApplyConfigAsync(config, persist: true);
+            Volatile.Write(ref _fresh, true);
             return config;
         }
         catch (Exception e) when (e is RpcException or OperationCanceledException)
@@ -128,8 +136,9 @@ public sealed class StorageNode : IAsyncDisposable
                     NodeId = _options.NodeId,
                     ConfigVersion = Config?.Version ?? 0,
                 }, new CallOptions { Timeout = TimeSpan.FromSeconds(5), CancellationToken = stop });
+                // Fetch the new table in the background: heartbeats keep their pace whatever the fetch costs.
                 if (beat.ConfigVersion != (Config?.Version ?? ulong.MaxValue))
-                    await RefreshConfigAsync();
+                    _ = RefreshConfigAsync();
                 retry = TimeSpan.FromMilliseconds(100);
                 await Task.Delay(_options.HeartbeatInterval, stop);
             }
@@ -137,11 +146,14 @@ public sealed class StorageNode : IAsyncDisposable
             {
                 return;
             }
-            catch (RpcException e)
+            catch (Exception e) when (e is not OperationCanceledException || !stop.IsCancellationRequested)
             {
-                if (e.Status == StatusCode.FailedPrecondition)
+                if (e is RpcException { Status: StatusCode.FailedPrecondition })
                     registered = false;
-                _log.LogDebug("master unreachable or refused: {Error}", e.Message);
+                if (e is RpcException)
+                    _log.LogDebug("node {Node}: master unreachable or refused: {Error}", _options.NodeId, e.Message);
+                else
+                    _log.LogError(e, "node {Node}: following the master failed; retrying", _options.NodeId);
                 try
                 {
                     await Task.Delay(retry, stop);
@@ -179,6 +191,18 @@ public sealed class StorageNode : IAsyncDisposable
                     replica.UpdateRole(role);
                 else
                     _replicas[chain.ChainId] = new ChainReplica(_store, _options, role, Channel, _loggers.CreateLogger<ChainReplica>());
+            }
+            // Chains this node was removed from: stop serving them at once (a deposed replica must answer
+            // nothing). Its data stays on disk for a later sync.
+            foreach (uint chainId in _replicas.Keys.ToArray())
+            {
+                bool member = config.Chains.Any(c => c.ChainId == chainId && c.Nodes.Contains(_options.NodeId));
+                if (!member && _replicas.TryRemove(chainId, out ChainReplica? removed))
+                {
+                    _log.LogWarning("node {Node} is no longer in chain {Chain} (config version {Version}); replica stopped",
+                        _options.NodeId, chainId, config.Version);
+                    await removed.DisposeAsync();
+                }
             }
             Volatile.Write(ref _config, config);
             _log.LogInformation("running config version {Version}: {Count} of {Chains} chains on this node",

@@ -50,6 +50,8 @@ internal sealed class StoreService
         if (routing is null)
             throw NodeErrors.Invalid("request carries no routing (chain id and epoch)");
         ClusterConfig config = _node.Config ?? throw NodeErrors.NotReady($"node {_node.NodeId} has no chain table yet");
+        if (!_node.HasFreshConfig)
+            throw NodeErrors.NotReady($"node {_node.NodeId} has not heard from the master since it started");
         if (routing.ChainId >= config.Chains.Count)
             throw NodeErrors.StaleEpoch(routing.ChainId, routing.Epoch, 0);
         ChainReplica? replica = _node.GetReplica(routing.ChainId);
@@ -58,6 +60,17 @@ internal sealed class StoreService
             throw NodeErrors.Kind(StatusCode.FailedPrecondition, position == Position.Head ? ErrorKinds.NotHead : ErrorKinds.NotTail,
                 $"node {_node.NodeId} is not in chain {routing.ChainId}", epoch);
         ChainRole role = replica.Role;
+        if (routing.Epoch > role.Epoch)
+        {
+            // The client knows a newer table than this node: fetch it now rather than wait for a heartbeat.
+            await _node.RefreshConfigAsync();
+            ChainReplica? current = _node.GetReplica(routing.ChainId);
+            if (current is null)
+                throw NodeErrors.Kind(StatusCode.FailedPrecondition, position == Position.Head ? ErrorKinds.NotHead : ErrorKinds.NotTail,
+                    $"node {_node.NodeId} is not in chain {routing.ChainId}", _node.Config?.Chains[(int)routing.ChainId].Epoch);
+            replica = current;
+            role = replica.Role;
+        }
         if (role.Epoch != routing.Epoch)
             throw NodeErrors.StaleEpoch(routing.ChainId, routing.Epoch, role.Epoch);
         if (position == Position.Head && !role.IsHead)
@@ -121,7 +134,7 @@ internal sealed class StoreService
         }
         try
         {
-            DedupRecord? done = _node.Store.GetDedup(replica.ChainId, header.RequestId.Span);
+            DedupRecord? done = await FindEarlierAttemptAsync(replica, header.RequestId, ct);
             if (done is not null)
             {
                 await DrainAsync(stream);
@@ -226,6 +239,24 @@ internal sealed class StoreService
         await replica.ProposeAsync(epoch, (seq, e) => new Update { Seq = seq, Epoch = e, Chunk = chunk }, isChunk: true, ct);
     }
 
+    /// <summary>
+    /// The result of an earlier attempt of the same write, once the whole chain has it: queued here (perhaps
+    /// forwarded by a head that has since failed), or durable here with its dedup record. Null if none.
+    /// </summary>
+    private async Task<DedupRecord?> FindEarlierAttemptAsync(ChainReplica replica, ByteString requestId, CancellationToken ct)
+    {
+        PendingUpdate? pending = replica.FindPending(requestId.Span);
+        if (pending is not null)
+        {
+            await pending.Acked.Task.WaitAsync(ct);
+            return new DedupRecord(pending.Seq, pending.Existed);
+        }
+        DedupRecord? durable = _node.Store.GetDedup(replica.ChainId, requestId.Span);
+        if (durable is not null)
+            await replica.WaitAckedAsync(durable.Value.Version, ct);
+        return durable;
+    }
+
     private static async Task DrainAsync(IAsyncEnumerator<PutRequest> stream)
     {
         while (await stream.MoveNextAsync())
@@ -247,7 +278,7 @@ internal sealed class StoreService
         }
         try
         {
-            DedupRecord? done = _node.Store.GetDedup(replica.ChainId, request.RequestId.Span);
+            DedupRecord? done = await FindEarlierAttemptAsync(replica, request.RequestId, context.CancellationToken);
             if (done is not null)
             {
                 mine.TrySetResult(done.Value);

@@ -21,7 +21,7 @@ public static class Program
 {
     private const string Usage = """
         usage:
-          Chain.Server master --listen HOST:PORT --data DIR [--expect-nodes N] [--chains C] [--replicas R]
+          Chain.Server master --listen HOST:PORT --data DIR [--expect-nodes N] [--chains C] [--replicas R] [--failure-timeout-ms MS]
           Chain.Server node --listen HOST:PORT --data DIR --master URL --node-id ID [--advertise URL] [--zone Z] [--max-object-bytes N]
         """;
 
@@ -98,6 +98,7 @@ public static class Program
             ExpectNodes = OptionalInt(flags, "expect-nodes") ?? 3,
             Chains = OptionalInt(flags, "chains"),
             Replicas = OptionalInt(flags, "replicas"),
+            FailureTimeout = TimeSpan.FromMilliseconds(OptionalInt(flags, "failure-timeout-ms") ?? 3000),
         };
         options.Validate();
         Directory.CreateDirectory(data);
@@ -108,9 +109,13 @@ public static class Program
         var registry = new RpcServiceRegistry();
         master.Register(registry);
         await using RpcServer server = await RpcServer.StartAsync(listen, registry, ServerOptions(loggers));
+        using var detectorStop = new CancellationTokenSource();
+        Task detector = master.RunFailureDetectorAsync(detectorStop.Token);
         Console.Out.WriteLine($"READY master {server.Address.ToString().TrimEnd('/')}");
         Console.Out.Flush();
         await stop;
+        detectorStop.Cancel();
+        await detector;
         loggers.CreateLogger("Chain.Server").LogInformation("master shutting down");
         await server.StopAsync(TimeSpan.FromSeconds(5));
         return 0;

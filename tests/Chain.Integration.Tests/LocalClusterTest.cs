@@ -11,12 +11,17 @@ public abstract class LocalClusterTest : IAsyncLifetime
     protected string RootDirectory { get; }
     protected LocalCluster Cluster { get; private set; } = null!;
 
+    /// <summary>The cluster's layout; override to change it.</summary>
+    protected virtual LocalClusterOptions Options(string dataDirectory) => new() { Nodes = 3, DataDirectory = dataDirectory };
+
     public async Task InitializeAsync() =>
-        Cluster = await LocalCluster.StartAsync(new LocalClusterOptions { Nodes = 3, DataDirectory = Path.Combine(RootDirectory, "cluster") }, CancellationToken.None);
+        Cluster = await LocalCluster.StartAsync(Options(Path.Combine(RootDirectory, "cluster")), CancellationToken.None);
 
     public async Task DisposeAsync()
     {
         await Cluster.DisposeAsync();
+        if (Environment.GetEnvironmentVariable("CHAIN_KEEP_TEST_DATA") == "1")
+            return; // keep the processes' logs for a look
         try
         {
             Directory.Delete(RootDirectory, recursive: true);

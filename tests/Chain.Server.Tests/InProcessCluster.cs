@@ -25,6 +25,8 @@ public sealed class InProcessCluster : IAsyncDisposable
     private readonly List<RpcServer> _nodeServers = new();
     private readonly List<string?> _nodeDirs = new();
     private long? _objectBytesMax;
+    private readonly CancellationTokenSource _stop = new();
+    private Task _detector = Task.CompletedTask;
     private readonly List<IAsyncDisposable> _disposables = new();
     private readonly List<string> _tempDirs = new();
 
@@ -38,12 +40,16 @@ public sealed class InProcessCluster : IAsyncDisposable
     public List<IKvEngine> Engines { get; } = new();
     public List<Uri> NodeAddresses { get; } = new();
 
-    public static async Task<InProcessCluster> StartAsync(int nodes = 3, int? chains = null, int? replicas = null, long? objectBytesMax = null, bool rocksDb = false)
+    public static async Task<InProcessCluster> StartAsync(int nodes = 3, int? chains = null, int? replicas = null, long? objectBytesMax = null,
+        bool rocksDb = false, TimeSpan? failureTimeout = null)
     {
         var cluster = new InProcessCluster();
         var masterEngine = new MemoryEngine(new[] { EngineMasterStateStore.ColumnFamily });
         cluster.Master = new MasterService(new EngineMasterStateStore(masterEngine),
-            new MasterOptions { ExpectNodes = nodes, Chains = chains, Replicas = replicas }, TimeProvider.System, NullLogger<MasterService>.Instance);
+            new MasterOptions { ExpectNodes = nodes, Chains = chains, Replicas = replicas, FailureTimeout = failureTimeout ?? TimeSpan.FromSeconds(3) },
+            TimeProvider.System, Loggers.CreateLogger<MasterService>());
+        if (failureTimeout is not null)
+            cluster._detector = cluster.Master.RunFailureDetectorAsync(cluster._stop.Token);
         var masterRegistry = new RpcServiceRegistry();
         cluster.Master.Register(masterRegistry);
         RpcServer masterServer = await RpcServer.StartAsync(new IPEndPoint(IPAddress.Loopback, 0), masterRegistry, Options());
@@ -83,7 +89,7 @@ public sealed class InProcessCluster : IAsyncDisposable
             MasterAddress = MasterAddress,
             ObjectBytesMax = _objectBytesMax ?? Limits.ObjectBytesMaxDefault,
             HeartbeatInterval = TimeSpan.FromMilliseconds(100),
-        }, NullLoggerFactory.Instance);
+        }, Loggers);
         var registry = new RpcServiceRegistry();
         node.Register(registry);
         RpcServer server = await RpcServer.StartAsync(new IPEndPoint(IPAddress.Loopback, 0), registry, Options());
@@ -92,6 +98,26 @@ public sealed class InProcessCluster : IAsyncDisposable
         _nodeServers[i] = server;
         NodeAddresses[i] = server.Address;
         await node.StartAsync(server.Address, CancellationToken.None);
+    }
+
+    /// <summary>Crashes node i: its server and replicas stop at once (its engine stays open, unused).</summary>
+    public async Task CrashNodeAsync(int i)
+    {
+        await _nodeServers[i].DisposeAsync();
+        await Nodes[i].DisposeAsync();
+    }
+
+    /// <summary>Waits (bounded) until the master's table satisfies <paramref name="condition"/> and every live node runs it.</summary>
+    public async Task WaitForConfigAsync(Func<ClusterConfig, bool> condition, IEnumerable<int> liveNodes, TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        while (true)
+        {
+            ClusterConfig master = Master.Current;
+            if (condition(master) && liveNodes.All(i => Nodes[i].Config?.Version == master.Version))
+                return;
+            await Task.Delay(20, cts.Token);
+        }
     }
 
     /// <summary>
@@ -110,6 +136,12 @@ public sealed class InProcessCluster : IAsyncDisposable
             await StartNodeAsync(i);
         await WaitUntilFormedAsync();
     }
+
+    /// <summary>Set CHAIN_TEST_LOG=Debug (or another level) to see the nodes' logs on stderr.</summary>
+    private static readonly ILoggerFactory Loggers =
+        Enum.TryParse(Environment.GetEnvironmentVariable("CHAIN_TEST_LOG"), true, out LogLevel level)
+            ? LoggerFactory.Create(b => b.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; }).SetMinimumLevel(level))
+            : NullLoggerFactory.Instance;
 
     private static RpcServerOptions Options() => new() { Limits = new RpcLimits { MaxMessageBytes = Limits.MessageBytesMax } };
 
@@ -142,6 +174,8 @@ public sealed class InProcessCluster : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        _stop.Cancel();
+        await _detector;
         foreach (RpcServer server in _servers.Concat(_nodeServers))
             await server.DisposeAsync();
         foreach (StorageNode node in Nodes)

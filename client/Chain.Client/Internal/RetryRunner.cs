@@ -114,7 +114,7 @@ internal sealed class RetryRunner
         if (maxAttempts <= 1)
             return ResiliencePipeline.Empty;
         var baseDelay = options.RetryBaseDelay > TimeSpan.Zero ? options.RetryBaseDelay : TimeSpan.FromMilliseconds(1);
-        var maxDelay = TimeSpan.FromSeconds(2) > baseDelay ? TimeSpan.FromSeconds(2) : baseDelay;
+        var maxDelay = TimeSpan.FromSeconds(1) > baseDelay ? TimeSpan.FromSeconds(1) : baseDelay;
         return new ResiliencePipelineBuilder()
             .AddRetry(new RetryStrategyOptions
             {
