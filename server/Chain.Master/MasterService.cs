@@ -42,7 +42,7 @@ public sealed class MasterService
     public void Register(RpcServiceRegistry registry)
     {
         registry.AddUnary(MasterMethods.Register, (r, c) => RegisterAsync(r, c.CancellationToken));
-        registry.AddUnary(MasterMethods.Heartbeat, (r, c) => Task.FromResult(Heartbeat(r)));
+        registry.AddUnary(MasterMethods.Heartbeat, (r, c) => HeartbeatAsync(r, c.CancellationToken));
         registry.AddUnary(MasterMethods.GetConfig, (r, c) => Task.FromResult(GetConfig()));
         registry.AddUnary(MasterMethods.CreateBucket, (r, c) => CreateBucketAsync(r, c.CancellationToken));
         registry.AddUnary(MasterMethods.DeleteBucket, (r, c) => DeleteBucketAsync(r, c.CancellationToken));
@@ -104,6 +104,42 @@ public sealed class MasterService
                 new Dictionary<string, string> { [ErrorTrailers.Kind] = ErrorKinds.NotReady });
         _lastHeartbeatMs[request.NodeId] = NowMs();
         return new HeartbeatResponse { ConfigVersion = state.Version };
+    }
+
+    /// <summary>A heartbeat, plus promotion of a syncing node that reports it has caught up with its chain's tail.</summary>
+    public async Task<HeartbeatResponse> HeartbeatAsync(HeartbeatRequest request, CancellationToken cancellationToken)
+    {
+        HeartbeatResponse response = Heartbeat(request);
+        var ready = request.Chains.Where(p => p.CaughtUp && _state.Chains.Any(c =>
+            c.ChainId == p.ChainId && c.Epoch == p.Epoch && c.Syncing.Contains(request.NodeId))).ToList();
+        if (ready.Count == 0)
+            return response;
+        await _mutex.WaitAsync(cancellationToken);
+        try
+        {
+            ClusterConfig next = _state.Clone();
+            bool changed = false;
+            foreach (ChainProgress progress in ready)
+            {
+                ChainInfo? chain = next.Chains.FirstOrDefault(c => c.ChainId == progress.ChainId);
+                if (chain is null || chain.Epoch != progress.Epoch || !chain.Syncing.Contains(request.NodeId))
+                    continue;
+                chain.Syncing.Remove(request.NodeId);
+                chain.Former.Remove(request.NodeId);
+                chain.Nodes.Add(request.NodeId);
+                chain.Epoch++;
+                changed = true;
+                _log.LogInformation("chain {Chain}: {Node} synced (applied {Applied}) and joins as tail; now [{Nodes}] at epoch {Epoch}",
+                    chain.ChainId, request.NodeId, progress.AppliedSeq, string.Join(",", chain.Nodes), chain.Epoch);
+            }
+            if (changed)
+                await CommitAsync(next, cancellationToken);
+            return new HeartbeatResponse { ConfigVersion = _state.Version };
+        }
+        finally
+        {
+            _mutex.Release();
+        }
     }
 
     public ClusterConfig GetConfig()
@@ -207,6 +243,15 @@ public sealed class MasterService
             bool changed = false;
             foreach (ChainInfo chain in next.Chains)
             {
+                // A syncing node that went silent is abandoned (the joiner, never the tail).
+                foreach (string joiner in chain.Syncing.Where(Dead).ToList())
+                {
+                    chain.Syncing.Remove(joiner);
+                    chain.Epoch++;
+                    changed = true;
+                    _log.LogWarning("chain {Chain}: abandoned the sync of {Node} (no heartbeat for {Timeout}); epoch {Epoch}",
+                        chain.ChainId, joiner, _options.FailureTimeout, chain.Epoch);
+                }
                 var members = chain.Nodes.ToList();
                 var alive = members.Where(id => !Dead(id)).ToList();
                 if (alive.Count == members.Count)
@@ -216,12 +261,16 @@ public sealed class MasterService
                     continue;
                 chain.Nodes.Clear();
                 chain.Nodes.AddRange(kept);
+                foreach (string removed in members.Except(kept))
+                    if (!chain.Former.Contains(removed))
+                        chain.Former.Add(removed);
                 chain.Epoch++;
                 changed = true;
                 _log.LogWarning("chain {Chain}: removed {Removed} (no heartbeat for {Timeout}); now [{Nodes}] at epoch {Epoch}",
                     chain.ChainId, string.Join(",", members.Except(kept).Select(id => $"{id} (last heartbeat {Age(id)} ms ago)")),
                     _options.FailureTimeout, string.Join(",", kept), chain.Epoch);
             }
+            changed |= ExtendShortChains(next, Dead);
             if (changed)
                 await CommitAsync(next, cancellationToken);
             return changed;
@@ -230,6 +279,39 @@ public sealed class MasterService
         {
             _mutex.Release();
         }
+    }
+
+    /// <summary>
+    /// Gives every chain that is short of replicas (and has a live tail to copy from) one syncing node: a former
+    /// member that is alive again if there is one (it has most of the data), else the live node in the fewest
+    /// chains. The node becomes a member only once it reports it has caught up (see HeartbeatAsync).
+    /// </summary>
+    private bool ExtendShortChains(ClusterConfig next, Func<string, bool> dead)
+    {
+        bool changed = false;
+        int replicas = (int)Math.Max(1, next.Replicas);
+        var load = next.Nodes.ToDictionary(n => n.Node.NodeId, n => next.Chains.Count(c => c.Nodes.Contains(n.Node.NodeId) || c.Syncing.Contains(n.Node.NodeId)));
+        foreach (ChainInfo chain in next.Chains)
+        {
+            if (chain.Nodes.Count >= replicas || chain.Syncing.Count > 0 || chain.Nodes.Count == 0 || dead(chain.Nodes[^1]))
+                continue;
+            var candidates = next.Nodes.Select(n => n.Node.NodeId)
+                .Where(id => !dead(id) && !chain.Nodes.Contains(id))
+                .OrderByDescending(id => chain.Former.Contains(id))
+                .ThenBy(id => load[id])
+                .ThenBy(id => id, StringComparer.Ordinal)
+                .ToList();
+            if (candidates.Count == 0)
+                continue;
+            string joiner = candidates[0];
+            chain.Syncing.Add(joiner);
+            chain.Epoch++;
+            load[joiner]++;
+            changed = true;
+            _log.LogInformation("chain {Chain}: {Node} starts syncing from tail {Tail} to restore {Replicas} replicas; epoch {Epoch}",
+                chain.ChainId, joiner, chain.Nodes[^1], replicas, chain.Epoch);
+        }
+        return changed;
     }
 
     private async Task CommitAsync(ClusterConfig next, CancellationToken cancellationToken)

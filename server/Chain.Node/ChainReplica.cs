@@ -6,6 +6,7 @@ using Chain.Rpc;
 using Chain.Storage;
 using Chain.Storage.Memory;
 using Chain.Storage.RocksDb;
+using Google.Protobuf;
 using Microsoft.Extensions.Logging;
 
 namespace Chain.Node;
@@ -36,10 +37,12 @@ internal sealed class PendingUpdate
 }
 
 /// <summary>This node's place in one chain under one epoch.</summary>
-internal sealed record ChainRole(uint ChainId, ulong Epoch, int Position, int Length, NodeInfo? Predecessor, NodeInfo? Successor)
+internal sealed record ChainRole(uint ChainId, ulong Epoch, int Position, int Length, NodeInfo? Predecessor, NodeInfo? Successor,
+    bool Syncing = false, bool SuccessorSyncing = false)
 {
-    public bool IsHead => Position == 0;
-    public bool IsTail => Position == Length - 1;
+    /// <summary>Head of the chain (a syncing node is not a member: neither head nor tail).</summary>
+    public bool IsHead => Position == 0 && !Syncing;
+    public bool IsTail => Position == Length - 1 && !Syncing;
 }
 
 /// <summary>
@@ -80,6 +83,16 @@ internal sealed class ChainReplica : IAsyncDisposable
     // a retry that reaches this node (as head, maybe after the old head failed) waits for them instead of
     // applying them again.
     private readonly ConcurrentDictionary<string, PendingUpdate> _pendingByRequest = new(StringComparer.Ordinal);
+    // Syncing (joining) node: whether the bulk copy or catch-up of this stream completed, and the
+    // predecessor's durable sequence number as last reported.
+    private bool _syncComplete;
+    private ulong _senderDurableSeq;
+    private bool _senderReported;
+    // A newly promoted tail serves reads under its new epoch only after the predecessor's hello for that epoch
+    // and after applying everything the predecessor held durably when it sent it.
+    private ulong _readsBlockedForEpoch;
+    private ulong _helloEpoch;
+    private ulong _helloCommittedSeq;
 
     public ChainReplica(NodeStore store, NodeOptions options, ChainRole role, Func<Uri, RpcChannel> channels, ILogger log)
     {
@@ -123,12 +136,15 @@ internal sealed class ChainReplica : IAsyncDisposable
             if (role == old)
                 return;
             _role = role;
-            if (role.Successor is null)
+            if (role.Successor?.NodeId != old.Successor?.NodeId)
                 _downstreamAckedSeq = 0;
+            if (old.Syncing && !role.Syncing)
+                _readsBlockedForEpoch = role.Epoch;
         }
         _log.LogInformation("chain {Chain}: role changed from position {Old}/{OldLen} epoch {OldEpoch} to {New}/{NewLen} epoch {NewEpoch}",
             role.ChainId, old.Position, old.Length, old.Epoch, role.Position, role.Length, role.Epoch);
-        if (old.Successor?.NodeId != role.Successor?.NodeId || old.Successor?.Address != role.Successor?.Address || old.Epoch != role.Epoch)
+        if (old.Successor?.NodeId != role.Successor?.NodeId || old.Successor?.Address != role.Successor?.Address || old.Epoch != role.Epoch
+            || old.SuccessorSyncing != role.SuccessorSyncing)
             RestartForwarder();
         RecomputeAck();
     }
@@ -330,10 +346,13 @@ internal sealed class ChainReplica : IAsyncDisposable
         List<PendingUpdate>? done = null;
         ulong acked;
         bool prune = false;
+        ulong pruneTo = 0;
         lock (_gate)
         {
             ulong durable = _durableSeq;
-            ulong candidate = _role.Successor is null ? durable : Math.Min(durable, _downstreamAckedSeq);
+            // A syncing successor is not a member yet: writes never wait for it.
+            bool alone = _role.Successor is null || _role.SuccessorSyncing;
+            ulong candidate = alone ? durable : Math.Min(durable, _downstreamAckedSeq);
             if (candidate <= _ackedSeq)
                 return;
             Interlocked.Exchange(ref _ackedSeq, candidate);
@@ -343,9 +362,12 @@ internal sealed class ChainReplica : IAsyncDisposable
                 _sent.RemoveFirst();
             }
             acked = candidate;
-            if (acked - _prunedSeq >= 256)
+            // Keep the log for whatever successor still needs it (a syncing one included).
+            ulong floor = _role.Successor is null ? acked : Math.Min(acked, _downstreamAckedSeq);
+            if (floor > _prunedSeq && floor - _prunedSeq >= 256)
             {
-                _prunedSeq = acked;
+                _prunedSeq = floor;
+                pruneTo = floor;
                 prune = true;
             }
         }
@@ -366,7 +388,7 @@ internal sealed class ChainReplica : IAsyncDisposable
         }
         AckAdvanced.Set();
         if (prune)
-            _ = PruneAsync(acked);
+            _ = PruneAsync(pruneTo);
     }
 
     private async Task PruneAsync(ulong seq)
@@ -445,7 +467,12 @@ internal sealed class ChainReplica : IAsyncDisposable
             new CallOptions { CancellationToken = streamStop.Token });
         await call.RequestStream.WriteAsync(new ReplicateMessage
         {
-            Hello = new ReplicateHello { Routing = new Routing { ChainId = role.ChainId, Epoch = role.Epoch }, FromNode = _options.NodeId },
+            Hello = new ReplicateHello
+            {
+                Routing = new Routing { ChainId = role.ChainId, Epoch = role.Epoch },
+                FromNode = _options.NodeId,
+                CommittedSeq = DurableSeq,
+            },
         }, streamStop.Token);
 
         await using IAsyncEnumerator<ReplicateAck> acks = call.ResponseStream.GetAsyncEnumerator(streamStop.Token);
@@ -472,10 +499,18 @@ internal sealed class ChainReplica : IAsyncDisposable
 
         try
         {
+            if (role.SuccessorSyncing)
+                next = await SendSnapshotAsync(call.RequestStream, streamStop.Token) + 1;
+            bool keepalive = role.SuccessorSyncing;
             while (!streamStop.IsCancellationRequested)
             {
                 Task wake = DurableAdvanced.Next;
                 ulong durable = DurableSeq;
+                if (keepalive && next > durable)
+                {
+                    // Tell a syncing successor how far we are even when idle, so it can report it caught up.
+                    await call.RequestStream.WriteAsync(new ReplicateMessage { Updates = new UpdateBatch { SenderDurableSeq = durable } }, streamStop.Token);
+                }
                 while (next <= durable)
                 {
                     // Everything durable goes out in as few messages as the size limit allows.
@@ -491,9 +526,23 @@ internal sealed class ChainReplica : IAsyncDisposable
                         bytes += size;
                         next++;
                     }
+                    batch.SenderDurableSeq = durable;
                     await call.RequestStream.WriteAsync(new ReplicateMessage { Updates = batch }, streamStop.Token);
                 }
-                await wake.WaitAsync(streamStop.Token);
+                if (keepalive)
+                {
+                    try
+                    {
+                        await wake.WaitAsync(TimeSpan.FromMilliseconds(300), streamStop.Token);
+                    }
+                    catch (TimeoutException)
+                    {
+                    }
+                }
+                else
+                {
+                    await wake.WaitAsync(streamStop.Token);
+                }
             }
         }
         finally
@@ -508,6 +557,153 @@ internal sealed class ChainReplica : IAsyncDisposable
                 // ended with the stream
             }
         }
+    }
+
+    /// <summary>
+    /// Bulk copy to a syncing successor: from one engine snapshot, the chain's sequence number S and every
+    /// object record, dedup record and chunk, in bounded messages; then SyncDone(S). Returns S: the updates after
+    /// it follow on the stream (the log keeps them: its pruning floor is the successor's acknowledgement).
+    /// Chunks go last, so a joiner could skip the ones it holds (digest-driven copy is future work).
+    /// </summary>
+    private async Task<ulong> SendSnapshotAsync(IClientStreamWriter<ReplicateMessage> stream, CancellationToken cancellationToken)
+    {
+        await stream.WriteAsync(new ReplicateMessage { SyncBegin = new SyncBegin() }, cancellationToken);
+        using IKvSnapshot snapshot = _store.Engine.Snapshot();
+        byte[]? appliedBytes = _store.Engine.Get(NodeStore.Meta, NodeStore.AppliedKey(ChainId), snapshot);
+        ulong applied = appliedBytes is null ? 0 : System.Buffers.Binary.BinaryPrimitives.ReadUInt64BigEndian(appliedBytes);
+        byte[] prefix = NodeStore.ChainPrefix(ChainId);
+        long bytesSent = 0;
+        foreach (string cf in new[] { NodeStore.Objects, NodeStore.Dedup, NodeStore.Chunks })
+        {
+            using IKvIterator it = _store.Engine.Iterate(cf, prefix, KvKeys.PrefixUpperBound(prefix), snapshot);
+            var message = new SyncData { ColumnFamily = cf };
+            long messageBytes = 0;
+            for (it.SeekToFirst(); it.Valid; it.Next())
+            {
+                if (message.Keys.Count > 0 && (messageBytes + it.Value.Length > ForwardBatchBytesMax || message.Keys.Count >= ForwardBatchUpdatesMax))
+                {
+                    await stream.WriteAsync(new ReplicateMessage { SyncData = message }, cancellationToken);
+                    message = new SyncData { ColumnFamily = cf };
+                    messageBytes = 0;
+                }
+                message.Keys.Add(ByteString.CopyFrom(it.Key));
+                message.Values.Add(ByteString.CopyFrom(it.Value));
+                messageBytes += it.Key.Length + it.Value.Length;
+                bytesSent += it.Key.Length + it.Value.Length;
+            }
+            if (message.Keys.Count > 0)
+                await stream.WriteAsync(new ReplicateMessage { SyncData = message }, cancellationToken);
+        }
+        await stream.WriteAsync(new ReplicateMessage { SyncDone = new SyncDone { AppliedSeq = applied } }, cancellationToken);
+        _log.LogInformation("chain {Chain}: sent a snapshot at {Seq} ({Bytes} bytes) to the syncing successor", ChainId, applied, bytesSent);
+        return applied;
+    }
+
+    // ---------------- joining (syncing) side ----------------
+
+    /// <summary>The predecessor's hello for an epoch: what it held durably when it sent it.</summary>
+    public void OnHello(ulong epoch, ulong committedSeq)
+    {
+        lock (_gate)
+        {
+            _helloEpoch = epoch;
+            _helloCommittedSeq = committedSeq;
+            if (_role.Syncing)
+                _syncComplete = false;
+        }
+    }
+
+    /// <summary>
+    /// Whether this replica may answer reads as the tail: always, except a newly promoted tail before its
+    /// predecessor's hello under the new epoch and before it applied what that hello said was durable.
+    /// </summary>
+    public bool ReadsAllowed
+    {
+        get
+        {
+            lock (_gate)
+            {
+                if (_readsBlockedForEpoch != _role.Epoch)
+                    return true;
+                if (_helloEpoch != _role.Epoch || _durableSeq < _helloCommittedSeq)
+                    return false;
+                _readsBlockedForEpoch = 0;
+                return true;
+            }
+        }
+    }
+
+    /// <summary>A syncing replica that holds everything its predecessor last said it had durably.</summary>
+    public bool CaughtUp
+    {
+        get
+        {
+            lock (_gate)
+                return _role.Syncing && _syncComplete && _senderReported && _durableSeq >= _senderDurableSeq;
+        }
+    }
+
+    public void OnSenderDurable(ulong seq)
+    {
+        lock (_gate)
+        {
+            _senderDurableSeq = Math.Max(_senderDurableSeq, seq);
+            _senderReported = true;
+            if (_role.Syncing && _lastEnqueuedSeq >= _helloCommittedSeq)
+                _syncComplete = true;
+        }
+    }
+
+    /// <summary>Drops this node's copy of the chain before a bulk copy (nothing is queued while syncing starts).</summary>
+    public async Task BeginSyncAsync(CancellationToken cancellationToken)
+    {
+        byte[] prefix = NodeStore.ChainPrefix(ChainId);
+        byte[] end = KvKeys.PrefixUpperBound(prefix)!;
+        var batch = new KvBatch();
+        foreach (string cf in new[] { NodeStore.Objects, NodeStore.Chunks, NodeStore.Log, NodeStore.Dedup })
+            batch.DeleteRange(cf, prefix, end);
+        batch.Put(NodeStore.Meta, NodeStore.AppliedKey(ChainId), new byte[8]);
+        await _store.Engine.WriteAsync(batch, cancellationToken);
+        lock (_gate)
+        {
+            _syncComplete = false;
+            _lastEnqueuedSeq = 0;
+            Interlocked.Exchange(ref _durableSeq, 0);
+            Interlocked.Exchange(ref _ackedSeq, 0);
+            _sent.Clear();
+        }
+    }
+
+    public async Task WriteSyncDataAsync(SyncData data, CancellationToken cancellationToken)
+    {
+        if (data.ColumnFamily is not (NodeStore.Objects or NodeStore.Dedup or NodeStore.Chunks) || data.Keys.Count != data.Values.Count)
+            throw new RpcException(StatusCode.InvalidArgument, $"chain {ChainId}: malformed sync data");
+        byte[] prefix = NodeStore.ChainPrefix(ChainId);
+        var batch = new KvBatch();
+        for (int i = 0; i < data.Keys.Count; i++)
+        {
+            if (!data.Keys[i].Span.StartsWith(prefix))
+                throw new RpcException(StatusCode.InvalidArgument, $"chain {ChainId}: sync data for another chain");
+            batch.Put(data.ColumnFamily, data.Keys[i].ToByteArray(), data.Values[i].ToByteArray());
+        }
+        await _store.Engine.WriteAsync(batch, cancellationToken);
+    }
+
+    /// <summary>Completes a bulk copy: the chain is now at <paramref name="seq"/>; updates after it follow.</summary>
+    public async Task EndSyncAsync(ulong seq, CancellationToken cancellationToken)
+    {
+        var applied = new byte[8];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(applied, seq);
+        await _store.Engine.WriteAsync(new KvBatch().Put(NodeStore.Meta, NodeStore.AppliedKey(ChainId), applied), cancellationToken);
+        lock (_gate)
+        {
+            _lastEnqueuedSeq = seq;
+            Interlocked.Exchange(ref _durableSeq, seq);
+            _syncComplete = seq >= _helloCommittedSeq;
+        }
+        DurableAdvanced.Set();
+        RecomputeAck();
+        _log.LogInformation("chain {Chain}: bulk copy complete at {Seq}", ChainId, seq);
     }
 
     /// <summary>The update with the given sequence number: from the Sent list, or from the durable log after a restart.</summary>

@@ -37,6 +37,7 @@ internal sealed class ReplicationService
                 $"node {hello.FromNode} is not the predecessor of {_node.NodeId} in chain {routing.ChainId} epoch {role.Epoch}", role.Epoch);
 
         CancellationToken token = replica.AttachUpstream(context.CancellationToken);
+        replica.OnHello(routing.Epoch, hello.CommittedSeq);
         await responses.WriteAsync(new ReplicateAck { Welcome = new ReplicateWelcome { AppliedSeq = replica.DurableSeq } }, token);
 
         using var ackStop = CancellationTokenSource.CreateLinkedTokenSource(token);
@@ -47,14 +48,29 @@ internal sealed class ReplicationService
             {
                 token.ThrowIfCancellationRequested();
                 ReplicateMessage message = incoming.Current;
-                if (message.PartCase != ReplicateMessage.PartOneofCase.Updates)
-                    throw new RpcException(StatusCode.InvalidArgument, "expected a batch of updates");
                 if (replica.Role.Epoch != routing.Epoch)
                     throw NodeErrors.StaleEpoch(routing.ChainId, routing.Epoch, replica.Role.Epoch);
-                foreach (Update update in message.Updates.Updates)
+                switch (message.PartCase)
                 {
-                    VerifyUpdate(routing.ChainId, update);
-                    await replica.AcceptAsync(update, token);
+                    case ReplicateMessage.PartOneofCase.Updates:
+                        foreach (Update update in message.Updates.Updates)
+                        {
+                            VerifyUpdate(routing.ChainId, update);
+                            await replica.AcceptAsync(update, token);
+                        }
+                        replica.OnSenderDurable(message.Updates.SenderDurableSeq);
+                        break;
+                    case ReplicateMessage.PartOneofCase.SyncBegin when replica.Role.Syncing:
+                        await replica.BeginSyncAsync(token);
+                        break;
+                    case ReplicateMessage.PartOneofCase.SyncData when replica.Role.Syncing:
+                        await replica.WriteSyncDataAsync(message.SyncData, token);
+                        break;
+                    case ReplicateMessage.PartOneofCase.SyncDone when replica.Role.Syncing:
+                        await replica.EndSyncAsync(message.SyncDone.AppliedSeq, token);
+                        break;
+                    default:
+                        throw new RpcException(StatusCode.InvalidArgument, $"unexpected {message.PartCase} on a replication stream");
                 }
             }
         }

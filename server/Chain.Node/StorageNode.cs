@@ -131,11 +131,17 @@ public sealed class StorageNode : IAsyncDisposable
                     _log.LogInformation("registered with the master at {Master}", _options.MasterAddress);
                     await RefreshConfigAsync();
                 }
-                HeartbeatResponse beat = await _master.UnaryAsync(MasterMethods.Heartbeat, new HeartbeatRequest
+                var heartbeat = new HeartbeatRequest { NodeId = _options.NodeId, ConfigVersion = Config?.Version ?? 0 };
+                foreach (ChainReplica replica in _replicas.Values)
                 {
-                    NodeId = _options.NodeId,
-                    ConfigVersion = Config?.Version ?? 0,
-                }, new CallOptions { Timeout = TimeSpan.FromSeconds(5), CancellationToken = stop });
+                    ChainRole role = replica.Role;
+                    heartbeat.Chains.Add(new ChainProgress
+                    {
+                        ChainId = role.ChainId, Epoch = role.Epoch, AppliedSeq = replica.DurableSeq, CaughtUp = replica.CaughtUp,
+                    });
+                }
+                HeartbeatResponse beat = await _master.UnaryAsync(MasterMethods.Heartbeat, heartbeat,
+                    new CallOptions { Timeout = TimeSpan.FromSeconds(5), CancellationToken = stop });
                 // Fetch the new table in the background: heartbeats keep their pace whatever the fetch costs.
                 if (beat.ConfigVersion != (Config?.Version ?? ulong.MaxValue))
                     _ = RefreshConfigAsync();
@@ -181,12 +187,16 @@ public sealed class StorageNode : IAsyncDisposable
             var addresses = config.Nodes.ToDictionary(n => n.Node.NodeId, n => n.Node, StringComparer.Ordinal);
             foreach (ChainInfo chain in config.Chains)
             {
-                int position = chain.Nodes.IndexOf(_options.NodeId);
+                // A syncing node sits after the tail: it receives the tail's stream but is not a member.
+                var line = chain.Nodes.Concat(chain.Syncing).ToList();
+                int position = line.IndexOf(_options.NodeId);
                 if (position < 0)
                     continue;
-                NodeInfo? predecessor = position > 0 ? addresses.GetValueOrDefault(chain.Nodes[position - 1]) : null;
-                NodeInfo? successor = position < chain.Nodes.Count - 1 ? addresses.GetValueOrDefault(chain.Nodes[position + 1]) : null;
-                var role = new ChainRole(chain.ChainId, chain.Epoch, position, chain.Nodes.Count, predecessor, successor);
+                bool syncing = position >= chain.Nodes.Count;
+                NodeInfo? predecessor = position > 0 ? addresses.GetValueOrDefault(line[position - 1]) : null;
+                NodeInfo? successor = position < line.Count - 1 ? addresses.GetValueOrDefault(line[position + 1]) : null;
+                bool successorSyncing = position + 1 >= chain.Nodes.Count && successor is not null;
+                var role = new ChainRole(chain.ChainId, chain.Epoch, position, line.Count, predecessor, successor, syncing, successorSyncing);
                 if (_replicas.TryGetValue(chain.ChainId, out ChainReplica? replica))
                     replica.UpdateRole(role);
                 else
@@ -196,7 +206,7 @@ public sealed class StorageNode : IAsyncDisposable
             // nothing). Its data stays on disk for a later sync.
             foreach (uint chainId in _replicas.Keys.ToArray())
             {
-                bool member = config.Chains.Any(c => c.ChainId == chainId && c.Nodes.Contains(_options.NodeId));
+                bool member = config.Chains.Any(c => c.ChainId == chainId && (c.Nodes.Contains(_options.NodeId) || c.Syncing.Contains(_options.NodeId)));
                 if (!member && _replicas.TryRemove(chainId, out ChainReplica? removed))
                 {
                     _log.LogWarning("node {Node} is no longer in chain {Chain} (config version {Version}); replica stopped",

@@ -77,6 +77,8 @@ internal sealed class StoreService
             throw NodeErrors.Kind(StatusCode.FailedPrecondition, ErrorKinds.NotHead, $"node {_node.NodeId} is not the head of chain {routing.ChainId}", role.Epoch);
         if (position == Position.Tail && !role.IsTail)
             throw NodeErrors.Kind(StatusCode.FailedPrecondition, ErrorKinds.NotTail, $"node {_node.NodeId} is not the tail of chain {routing.ChainId}", role.Epoch);
+        if (position == Position.Tail && !replica.ReadsAllowed)
+            throw NodeErrors.NotReady($"node {_node.NodeId} just became the tail of chain {routing.ChainId} and is still applying its predecessor's updates");
 
         if (key is not null && Placement.ChainFor(bucket, key.Value.Span, config.Chains.Count) != routing.ChainId)
             throw NodeErrors.StaleEpoch(routing.ChainId, routing.Epoch, role.Epoch);

@@ -78,4 +78,48 @@ public class FailureTests
             await Task.Delay(20, timeout.Token);
         Assert.Equal(new[] { head }, c.Master.Current.Chains[0].Nodes);
     }
+
+    [Fact]
+    public async Task A_spare_syncs_from_the_tail_while_writes_continue_and_becomes_the_new_tail()
+    {
+        await using InProcessCluster c = await InProcessCluster.StartAsync(nodes: 4, chains: 1, replicas: 3, failureTimeout: TimeSpan.FromSeconds(3));
+        using ChainClient client = c.CreateClient();
+        await client.CreateBucketAsync("spare");
+        for (int i = 0; i < 50; i++)
+            await client.PutAsync("spare", $"before/{i}", Encoding.UTF8.GetBytes($"v{i}"));
+        await client.PutAsync("spare", "big", new byte[3 * Limits.ChunkBytes + 5]);
+        int[] chain = c.ChainNodes(0);
+        int spare = Enumerable.Range(0, 4).Single(i => !chain.Contains(i));
+
+        var acked = new ConcurrentDictionary<string, byte[]>();
+        using var stop = new CancellationTokenSource();
+        Task writer = Task.Run(async () =>
+        {
+            for (int i = 0; i < 100_000 && !stop.IsCancellationRequested; i++)
+            {
+                byte[] v = Encoding.UTF8.GetBytes($"during/{i}");
+                await client.PutAsync("spare", $"during/{i % 100}", v);
+                acked[$"during/{i % 100}"] = v;
+            }
+        });
+        await c.CrashNodeAsync(chain[1]);
+        var live = Enumerable.Range(0, 4).Where(i => i != chain[1]).ToArray();
+        await c.WaitForConfigAsync(cfg => cfg.Chains[0].Nodes.Count == 3 && cfg.Chains[0].Nodes[^1] == c.Nodes[spare].NodeId
+            && cfg.Chains[0].Syncing.Count == 0, live, TimeSpan.FromSeconds(40));
+        int atPromotion = acked.Count;
+        using (var more = new CancellationTokenSource(TimeSpan.FromSeconds(20)))
+            while (acked.Count < Math.Min(100, atPromotion + 20) && !writer.IsFaulted)
+                await Task.Delay(5, more.Token);
+        stop.Cancel();
+        await writer;
+
+        foreach (var (key, value) in acked)
+            Assert.Equal(value, await client.GetBytesAsync("spare", key));
+        Assert.Equal(new byte[3 * Limits.ChunkBytes + 5], await client.GetBytesAsync("spare", "big"));
+        int[] after = c.ChainNodes(0);
+        Assert.Equal(spare, after[^1]);
+        // All three replicas, including the synced one, end identical.
+        Assert.Single(after.Select(i => ReplicationTests.Digest(c.Engines[i])).Distinct());
+        Assert.Single(after.Select(i => ReplicationTests.ReadApplied(c.Engines[i], 0)).Distinct());
+    }
 }
