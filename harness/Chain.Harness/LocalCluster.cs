@@ -124,6 +124,20 @@ public sealed class LocalCluster : IAsyncDisposable
     /// <summary>SIGKILL of node <paramref name="index"/>, waiting for it to be gone.</summary>
     public Task KillNodeAsync(int index) => Node(index).KillAsync();
 
+    /// <summary>SIGSTOP: the node's process freezes (sockets stay open, nothing runs) until <see cref="ResumeNode"/>.</summary>
+    public void SuspendNode(int index)
+    {
+        if (!Node(index).SignalRunning(Native.SIGSTOP))
+            throw new InvalidOperationException($"node {index} is not running");
+    }
+
+    /// <summary>SIGCONT after <see cref="SuspendNode"/>.</summary>
+    public void ResumeNode(int index)
+    {
+        if (!Node(index).SignalRunning(Native.SIGCONT))
+            throw new InvalidOperationException($"node {index} is not running");
+    }
+
     /// <summary>Restarts node <paramref name="index"/> with its id, port and data directory; waits for READY.</summary>
     public Task StartNodeAsync(int index, CancellationToken ct = default) => Node(index).StartAsync(Options.StartTimeout, ct);
 

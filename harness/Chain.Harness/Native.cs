@@ -8,6 +8,8 @@ internal static partial class Native
     public const int SIGINT = 2;
     public const int SIGKILL = 9;
     public const int SIGTERM = 15;
+    public const int SIGCONT = 18;
+    public const int SIGSTOP = 19;
     private const int ESRCH = 3;
 
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]

@@ -194,6 +194,17 @@ public class ServerProcess
         return await exit.ConfigureAwait(false);
     }
 
+    /// <summary>Sends a signal that does not end the process (SIGSTOP, SIGCONT); false when not running.</summary>
+    internal bool SignalRunning(int signal)
+    {
+        Task<int>? exit;
+        lock (_gate)
+            exit = _exit;
+        if (exit is null || exit.IsCompleted)
+            return false;
+        return Native.SendSignal(_pid, signal);
+    }
+
     /// <summary>Sends a signal without waiting (for exit handlers); false when not running.</summary>
     internal bool Signal(int signal)
     {

@@ -103,7 +103,7 @@ public sealed class MasterService
             throw new RpcException(StatusCode.FailedPrecondition, $"node '{request.NodeId}' is not registered",
                 new Dictionary<string, string> { [ErrorTrailers.Kind] = ErrorKinds.NotReady });
         _lastHeartbeatMs[request.NodeId] = NowMs();
-        return new HeartbeatResponse { ConfigVersion = state.Version };
+        return new HeartbeatResponse { ConfigVersion = state.Version, LeaseMs = LeaseMs };
     }
 
     /// <summary>A heartbeat, plus promotion of a syncing node that reports it has caught up with its chain's tail.</summary>
@@ -134,13 +134,16 @@ public sealed class MasterService
             }
             if (changed)
                 await CommitAsync(next, cancellationToken);
-            return new HeartbeatResponse { ConfigVersion = _state.Version };
+            return new HeartbeatResponse { ConfigVersion = _state.Version, LeaseMs = LeaseMs };
         }
         finally
         {
             _mutex.Release();
         }
     }
+
+    /// <summary>Read lease granted with each heartbeat: half the failure timeout (margin for clock-rate drift and delays).</summary>
+    private uint LeaseMs => (uint)(_options.FailureTimeout.TotalMilliseconds / 2);
 
     public ClusterConfig GetConfig()
     {

@@ -31,6 +31,7 @@ public sealed class StorageNode : IAsyncDisposable
     private Task<ClusterConfig?>? _refresh;
     private Uri? _advertised;
     private bool _fresh;
+    private long _leaseUntilTimestamp;
 
     public StorageNode(IKvEngine engine, NodeOptions options, ILoggerFactory loggers)
     {
@@ -57,6 +58,13 @@ public sealed class StorageNode : IAsyncDisposable
     /// the table it persisted before a restart may be stale (it may have been removed from its chains).
     /// </summary>
     public bool HasFreshConfig => Volatile.Read(ref _fresh);
+
+    /// <summary>
+    /// Whether this node holds a read lease: granted by a heartbeat answer that confirmed the config this node
+    /// runs, valid for the granted time from when the heartbeat was sent (monotonic clock, which keeps running
+    /// while the process is stopped). A tail without a lease answers no reads.
+    /// </summary>
+    public bool HasReadLease => System.Diagnostics.Stopwatch.GetTimestamp() < Interlocked.Read(ref _leaseUntilTimestamp);
 
     /// <summary>Registers the RPC services of a node.</summary>
     public void Register(RpcServiceRegistry registry)
@@ -140,8 +148,15 @@ public sealed class StorageNode : IAsyncDisposable
                         ChainId = role.ChainId, Epoch = role.Epoch, AppliedSeq = replica.DurableSeq, CaughtUp = replica.CaughtUp,
                     });
                 }
+                long sentAt = System.Diagnostics.Stopwatch.GetTimestamp();
                 HeartbeatResponse beat = await _master.UnaryAsync(MasterMethods.Heartbeat, heartbeat,
                     new CallOptions { Timeout = TimeSpan.FromSeconds(5), CancellationToken = stop });
+                if (beat.ConfigVersion == heartbeat.ConfigVersion && _fresh)
+                {
+                    long until = sentAt + (long)(beat.LeaseMs / 1000.0 * System.Diagnostics.Stopwatch.Frequency);
+                    if (until > Interlocked.Read(ref _leaseUntilTimestamp))
+                        Interlocked.Exchange(ref _leaseUntilTimestamp, until);
+                }
                 // Fetch the new table in the background: heartbeats keep their pace whatever the fetch costs.
                 if (beat.ConfigVersion != (Config?.Version ?? ulong.MaxValue))
                     _ = RefreshConfigAsync();

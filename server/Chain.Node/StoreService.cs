@@ -77,6 +77,8 @@ internal sealed class StoreService
             throw NodeErrors.Kind(StatusCode.FailedPrecondition, ErrorKinds.NotHead, $"node {_node.NodeId} is not the head of chain {routing.ChainId}", role.Epoch);
         if (position == Position.Tail && !role.IsTail)
             throw NodeErrors.Kind(StatusCode.FailedPrecondition, ErrorKinds.NotTail, $"node {_node.NodeId} is not the tail of chain {routing.ChainId}", role.Epoch);
+        if (position == Position.Tail && !_node.HasReadLease)
+            throw NodeErrors.NotReady($"node {_node.NodeId} holds no read lease from the master; it may have been replaced as tail");
         if (position == Position.Tail && !replica.ReadsAllowed)
             throw NodeErrors.NotReady($"node {_node.NodeId} just became the tail of chain {routing.ChainId} and is still applying its predecessor's updates");
 
