@@ -15,11 +15,15 @@ public static class Limits
     public const int ListLimitMax = 1000;
     public const int RequestIdBytes = 16;
     public const int UserMetadataBytesMax = 2048;
+    /// <summary>Chunk ids a syncing node lists in its welcome (32 bytes each: must fit in one message).</summary>
+    public const int SyncInventoryChunksMax = 100_000;
 
     public static void Check()
     {
         if (ChunkBytes + 64 * 1024 > MessageBytesMax)
             throw new InvalidOperationException("a chunk and its envelope must fit in one message");
+        if (SyncInventoryChunksMax * 40L > MessageBytesMax)
+            throw new InvalidOperationException("a sync inventory must fit in one message");
         if (InFlightBytesMax < 4L * ChunkBytes)
             throw new InvalidOperationException("in-flight bytes must hold several chunks");
     }

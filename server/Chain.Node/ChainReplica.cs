@@ -88,6 +88,8 @@ internal sealed class ChainReplica : IAsyncDisposable
     private bool _syncComplete;
     private ulong _senderDurableSeq;
     private bool _senderReported;
+    private long _snapshotBytesSent;
+    private long _snapshotBytesSkipped;
     // A newly promoted tail serves reads under its new epoch only after the predecessor's hello for that epoch
     // and after applying everything the predecessor held durably when it sent it.
     private ulong _readsBlockedForEpoch;
@@ -479,6 +481,7 @@ internal sealed class ChainReplica : IAsyncDisposable
         if (!await acks.MoveNextAsync() || acks.Current.PartCase != ReplicateAck.PartOneofCase.Welcome)
             throw new InvalidOperationException("successor did not answer the hello with a welcome");
         ulong next = acks.Current.Welcome.AppliedSeq + 1;
+        var welcomeHeld = new HashSet<string>(acks.Current.Welcome.HeldChunks.Select(c => Convert.ToHexString(c.Span)), StringComparer.Ordinal);
         _log.LogDebug("chain {Chain}: streaming to {Successor} from {Next}", role.ChainId, successor.NodeId, next);
 
         Task ackReader = Task.Run(async () =>
@@ -500,7 +503,7 @@ internal sealed class ChainReplica : IAsyncDisposable
         try
         {
             if (role.SuccessorSyncing)
-                next = await SendSnapshotAsync(call.RequestStream, streamStop.Token) + 1;
+                next = await SendSnapshotAsync(call.RequestStream, welcomeHeld, streamStop.Token) + 1;
             bool keepalive = role.SuccessorSyncing;
             while (!streamStop.IsCancellationRequested)
             {
@@ -565,8 +568,9 @@ internal sealed class ChainReplica : IAsyncDisposable
     /// it follow on the stream (the log keeps them: its pruning floor is the successor's acknowledgement).
     /// Chunks go last, so a joiner could skip the ones it holds (digest-driven copy is future work).
     /// </summary>
-    private async Task<ulong> SendSnapshotAsync(IClientStreamWriter<ReplicateMessage> stream, CancellationToken cancellationToken)
+    private async Task<ulong> SendSnapshotAsync(IClientStreamWriter<ReplicateMessage> stream, HashSet<string> heldChunks, CancellationToken cancellationToken)
     {
+        long skippedBytes = 0;
         await stream.WriteAsync(new ReplicateMessage { SyncBegin = new SyncBegin() }, cancellationToken);
         using IKvSnapshot snapshot = _store.Engine.Snapshot();
         byte[]? appliedBytes = _store.Engine.Get(NodeStore.Meta, NodeStore.AppliedKey(ChainId), snapshot);
@@ -580,6 +584,11 @@ internal sealed class ChainReplica : IAsyncDisposable
             long messageBytes = 0;
             for (it.SeekToFirst(); it.Valid; it.Next())
             {
+                if (cf == NodeStore.Chunks && heldChunks.Count > 0 && heldChunks.Contains(Convert.ToHexString(it.Key[4..])))
+                {
+                    skippedBytes += it.Value.Length;
+                    continue;
+                }
                 if (message.Keys.Count > 0 && (messageBytes + it.Value.Length > ForwardBatchBytesMax || message.Keys.Count >= ForwardBatchUpdatesMax))
                 {
                     await stream.WriteAsync(new ReplicateMessage { SyncData = message }, cancellationToken);
@@ -595,11 +604,32 @@ internal sealed class ChainReplica : IAsyncDisposable
                 await stream.WriteAsync(new ReplicateMessage { SyncData = message }, cancellationToken);
         }
         await stream.WriteAsync(new ReplicateMessage { SyncDone = new SyncDone { AppliedSeq = applied } }, cancellationToken);
-        _log.LogInformation("chain {Chain}: sent a snapshot at {Seq} ({Bytes} bytes) to the syncing successor", ChainId, applied, bytesSent);
+        Interlocked.Add(ref _snapshotBytesSent, bytesSent);
+        Interlocked.Add(ref _snapshotBytesSkipped, skippedBytes);
+        _log.LogInformation("chain {Chain}: sent a snapshot at {Seq} ({Bytes} bytes; {Skipped} bytes of chunks it already held skipped) to the syncing successor",
+            ChainId, applied, bytesSent, skippedBytes);
         return applied;
     }
 
     // ---------------- joining (syncing) side ----------------
+
+    /// <summary>Bytes this replica sent in bulk copies, and chunk bytes it skipped because the receiver held them.</summary>
+    public (long Sent, long Skipped) SnapshotBytes => (Interlocked.Read(ref _snapshotBytesSent), Interlocked.Read(ref _snapshotBytesSkipped));
+
+    /// <summary>Ids of intact chunks of this chain held here (at most <paramref name="max"/>), for a sync inventory.</summary>
+    public List<byte[]> HeldChunkIds(int max)
+    {
+        var ids = new List<byte[]>();
+        byte[] prefix = NodeStore.ChainPrefix(ChainId);
+        using IKvIterator it = _store.Engine.Iterate(NodeStore.Chunks, prefix, KvKeys.PrefixUpperBound(prefix));
+        for (it.SeekToFirst(); it.Valid && ids.Count < max; it.Next())
+        {
+            // Only chunks that still match their id are listed: a damaged one gets copied again.
+            if (Digests.Matches(it.Value, it.Key[4..]))
+                ids.Add(it.Key[4..].ToArray());
+        }
+        return ids;
+    }
 
     /// <summary>The predecessor's hello for an epoch: what it held durably when it sent it.</summary>
     public void OnHello(ulong epoch, ulong committedSeq)
@@ -660,7 +690,9 @@ internal sealed class ChainReplica : IAsyncDisposable
         byte[] prefix = NodeStore.ChainPrefix(ChainId);
         byte[] end = KvKeys.PrefixUpperBound(prefix)!;
         var batch = new KvBatch();
-        foreach (string cf in new[] { NodeStore.Objects, NodeStore.Chunks, NodeStore.Log, NodeStore.Dedup })
+        // Chunks stay: they are content-addressed (a held chunk is the right chunk) and the sender skips the
+        // ones listed in our welcome. Object records, dedup records and the log are replaced wholesale.
+        foreach (string cf in new[] { NodeStore.Objects, NodeStore.Log, NodeStore.Dedup })
             batch.DeleteRange(cf, prefix, end);
         batch.Put(NodeStore.Meta, NodeStore.AppliedKey(ChainId), new byte[8]);
         await _store.Engine.WriteAsync(batch, cancellationToken);

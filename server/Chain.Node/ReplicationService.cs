@@ -2,6 +2,7 @@ using Chain.Protocol;
 using Chain.Protocol.V1;
 using Chain.Rpc;
 using Chain.Rpc.Server;
+using Google.Protobuf;
 using Microsoft.Extensions.Logging;
 
 namespace Chain.Node;
@@ -38,7 +39,10 @@ internal sealed class ReplicationService
 
         CancellationToken token = replica.AttachUpstream(context.CancellationToken);
         replica.OnHello(routing.Epoch, hello.CommittedSeq);
-        await responses.WriteAsync(new ReplicateAck { Welcome = new ReplicateWelcome { AppliedSeq = replica.DurableSeq } }, token);
+        var welcome = new ReplicateWelcome { AppliedSeq = replica.DurableSeq };
+        if (replica.Role.Syncing)
+            welcome.HeldChunks.AddRange(replica.HeldChunkIds(Limits.SyncInventoryChunksMax).Select(ByteString.CopyFrom));
+        await responses.WriteAsync(new ReplicateAck { Welcome = welcome }, token);
 
         using var ackStop = CancellationTokenSource.CreateLinkedTokenSource(token);
         Task ackWriter = WriteAcksAsync(replica, responses, ackStop.Token);

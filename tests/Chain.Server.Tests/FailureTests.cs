@@ -122,4 +122,50 @@ public class FailureTests
         Assert.Single(after.Select(i => ReplicationTests.Digest(c.Engines[i])).Distinct());
         Assert.Single(after.Select(i => ReplicationTests.ReadApplied(c.Engines[i], 0)).Distinct());
     }
+
+    [Fact]
+    public async Task A_returning_node_rejoins_copying_only_the_chunks_it_lacks()
+    {
+        await using InProcessCluster c = await InProcessCluster.StartAsync(nodes: 3, chains: 1, failureTimeout: TimeSpan.FromSeconds(3));
+        using ChainClient client = c.CreateClient();
+        await client.CreateBucketAsync("rejoin");
+        var random = new Random(7);
+        var objects = new Dictionary<string, byte[]>();
+        for (int i = 0; i < 12; i++)
+        {
+            byte[] v = new byte[Limits.ChunkBytes];
+            random.NextBytes(v);
+            objects[$"big/{i}"] = v;
+            await client.PutAsync("rejoin", $"big/{i}", v);
+        }
+        int[] chain = c.ChainNodes(0);
+        int returning = chain[2];
+        await c.CrashNodeAsync(returning);
+        var live = chain.Take(2).ToArray();
+        await c.WaitForConfigAsync(cfg => cfg.Chains[0].Nodes.Count == 2, live, TimeSpan.FromSeconds(20));
+        // Written while it was away: these it must copy.
+        for (int i = 0; i < 2; i++)
+        {
+            byte[] v = new byte[Limits.ChunkBytes];
+            random.NextBytes(v);
+            objects[$"new/{i}"] = v;
+            await client.PutAsync("rejoin", $"new/{i}", v);
+        }
+        await client.DeleteAsync("rejoin", "big/0");
+        objects.Remove("big/0");
+
+        await c.RestartCrashedNodeAsync(returning);
+        await c.WaitForConfigAsync(cfg => cfg.Chains[0].Nodes.Count == 3 && cfg.Chains[0].Nodes[^1] == c.Nodes[returning].NodeId
+            && cfg.Chains[0].Syncing.Count == 0, Enumerable.Range(0, 3), TimeSpan.FromSeconds(30));
+
+        // The old tail (now middle) sent the snapshot: it skipped the 12 chunks the returning node held.
+        var (sent, skipped) = c.Nodes[chain[1]].GetReplica(0)!.SnapshotBytes;
+        Assert.True(skipped >= 12L * Limits.ChunkBytes, $"skipped {skipped} bytes");
+        Assert.True(sent < 3L * Limits.ChunkBytes, $"sent {sent} bytes");
+        foreach (var (key, value) in objects)
+            Assert.Equal(value, await client.GetBytesAsync("rejoin", key));
+        await Assert.ThrowsAsync<ObjectNotFoundException>(() => client.GetBytesAsync("rejoin", "big/0"));
+        int[] after = c.ChainNodes(0);
+        Assert.Single(after.Select(i => ReplicationTests.Digest(c.Engines[i])).Distinct());
+    }
 }

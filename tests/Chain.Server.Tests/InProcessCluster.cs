@@ -80,9 +80,9 @@ public sealed class InProcessCluster : IAsyncDisposable
         ? new MemoryEngine(StorageNode.ColumnFamilies)
         : RocksDbEngine.Open(dir, new RocksDbOptions { ColumnFamilies = StorageNode.ColumnFamilies.ToArray() });
 
-    private async Task StartNodeAsync(int i)
+    private async Task StartNodeAsync(int i, IKvEngine? reuse = null)
     {
-        IKvEngine engine = OpenEngine(_nodeDirs[i]);
+        IKvEngine engine = reuse ?? OpenEngine(_nodeDirs[i]);
         var node = new StorageNode(engine, new NodeOptions
         {
             NodeId = $"node{i + 1}",
@@ -106,6 +106,9 @@ public sealed class InProcessCluster : IAsyncDisposable
         await _nodeServers[i].DisposeAsync();
         await Nodes[i].DisposeAsync();
     }
+
+    /// <summary>Starts a crashed node again on its surviving data (same engine), on a new port.</summary>
+    public Task RestartCrashedNodeAsync(int i) => StartNodeAsync(i, Engines[i]);
 
     /// <summary>Waits (bounded) until the master's table satisfies <paramref name="condition"/> and every live node runs it.</summary>
     public async Task WaitForConfigAsync(Func<ClusterConfig, bool> condition, IEnumerable<int> liveNodes, TimeSpan timeout)
