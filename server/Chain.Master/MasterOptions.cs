@@ -15,6 +15,8 @@ public sealed record MasterOptions
     /// epoch). Also the grace period after the master starts, so a restarted master ejects no one at once.
     /// </summary>
     public TimeSpan FailureTimeout { get; init; } = TimeSpan.FromSeconds(3);
+    /// <summary>A syncing node whose reported progress has not moved for this long is abandoned (and may be retried).</summary>
+    public TimeSpan SyncStallTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
     public int EffectiveChains => Chains ?? ExpectNodes;
     public int EffectiveReplicas => Replicas ?? Math.Min(3, ExpectNodes);

@@ -22,6 +22,8 @@ public sealed class MasterService
     private readonly ConcurrentDictionary<string, long> _lastHeartbeatMs = new(StringComparer.Ordinal);
     private ClusterConfig _state;
     private readonly long _startedMs;
+    // Per (chain, syncing node): the last applied sequence number it reported and when it last moved.
+    private readonly ConcurrentDictionary<(uint Chain, string Node), (ulong Progress, long SinceMs)> _syncProgress = new();
 
     public MasterService(IMasterStateStore store, MasterOptions options, TimeProvider time, ILogger<MasterService> log)
     {
@@ -110,6 +112,15 @@ public sealed class MasterService
     public async Task<HeartbeatResponse> HeartbeatAsync(HeartbeatRequest request, CancellationToken cancellationToken)
     {
         HeartbeatResponse response = Heartbeat(request);
+        long now = NowMs();
+        foreach (ChainProgress progress in request.Chains)
+        {
+            if (!_state.Chains.Any(c => c.ChainId == progress.ChainId && c.Syncing.Contains(request.NodeId)))
+                continue;
+            ulong moved = progress.AppliedSeq + progress.SyncBytes;
+            _syncProgress.AddOrUpdate((progress.ChainId, request.NodeId), (moved, now),
+                (_, old) => moved > old.Progress ? (moved, now) : old);
+        }
         var ready = request.Chains.Where(p => p.CaughtUp && _state.Chains.Any(c =>
             c.ChainId == p.ChainId && c.Epoch == p.Epoch && c.Syncing.Contains(request.NodeId))).ToList();
         if (ready.Count == 0)
@@ -237,6 +248,8 @@ public sealed class MasterService
         if (now - _startedMs < timeoutMs)
             return false; // grace period: nodes have not had the chance to reach a restarted master yet
         string Age(string id) => _lastHeartbeatMs.TryGetValue(id, out long last) ? (now - last).ToString(System.Globalization.CultureInfo.InvariantCulture) : "never";
+        bool Stalled(uint chainId, string id) =>
+            _syncProgress.GetOrAdd((chainId, id), (0UL, now)) is var p && now - p.SinceMs > (long)_options.SyncStallTimeout.TotalMilliseconds;
         bool Dead(string id) => !_lastHeartbeatMs.TryGetValue(id, out long last) ? true : now - last > timeoutMs;
 
         await _mutex.WaitAsync(cancellationToken);
@@ -246,9 +259,11 @@ public sealed class MasterService
             bool changed = false;
             foreach (ChainInfo chain in next.Chains)
             {
-                // A syncing node that went silent is abandoned (the joiner, never the tail).
-                foreach (string joiner in chain.Syncing.Where(Dead).ToList())
+                // A syncing node that went silent, or whose sync stopped moving, is abandoned: the joiner, never
+                // the tail (3FS #229), so no chain stays in a transitional state.
+                foreach (string joiner in chain.Syncing.Where(id => Dead(id) || Stalled(chain.ChainId, id)).ToList())
                 {
+                    _syncProgress.TryRemove((chain.ChainId, joiner), out _);
                     chain.Syncing.Remove(joiner);
                     chain.Epoch++;
                     changed = true;

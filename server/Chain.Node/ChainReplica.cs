@@ -89,6 +89,7 @@ internal sealed class ChainReplica : IAsyncDisposable
     private ulong _senderDurableSeq;
     private bool _senderReported;
     private long _snapshotBytesSent;
+    private long _syncBytesReceived;
     private long _snapshotBytesSkipped;
     // A newly promoted tail serves reads under its new epoch only after the predecessor's hello for that epoch
     // and after applying everything the predecessor held durably when it sent it.
@@ -613,6 +614,9 @@ internal sealed class ChainReplica : IAsyncDisposable
 
     // ---------------- joining (syncing) side ----------------
 
+    /// <summary>Bytes of bulk copy this replica received (progress reported to the master while syncing).</summary>
+    public long SyncBytesReceived => Interlocked.Read(ref _syncBytesReceived);
+
     /// <summary>Bytes this replica sent in bulk copies, and chunk bytes it skipped because the receiver held them.</summary>
     public (long Sent, long Skipped) SnapshotBytes => (Interlocked.Read(ref _snapshotBytesSent), Interlocked.Read(ref _snapshotBytesSkipped));
 
@@ -719,6 +723,7 @@ internal sealed class ChainReplica : IAsyncDisposable
             batch.Put(data.ColumnFamily, data.Keys[i].ToByteArray(), data.Values[i].ToByteArray());
         }
         await _store.Engine.WriteAsync(batch, cancellationToken);
+        Interlocked.Add(ref _syncBytesReceived, batch.ByteSize);
     }
 
     /// <summary>Completes a bulk copy: the chain is now at <paramref name="seq"/>; updates after it follow.</summary>

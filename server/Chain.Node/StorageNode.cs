@@ -146,6 +146,7 @@ public sealed class StorageNode : IAsyncDisposable
                     heartbeat.Chains.Add(new ChainProgress
                     {
                         ChainId = role.ChainId, Epoch = role.Epoch, AppliedSeq = replica.DurableSeq, CaughtUp = replica.CaughtUp,
+                        SyncBytes = (ulong)replica.SyncBytesReceived,
                     });
                 }
                 long sentAt = System.Diagnostics.Stopwatch.GetTimestamp();
