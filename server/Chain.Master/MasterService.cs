@@ -248,6 +248,8 @@ public sealed class MasterService
         if (now - _startedMs < timeoutMs)
             return false; // grace period: nodes have not had the chance to reach a restarted master yet
         string Age(string id) => _lastHeartbeatMs.TryGetValue(id, out long last) ? (now - last).ToString(System.Globalization.CultureInfo.InvariantCulture) : "never";
+        // Silent for two thirds of the timeout: probably gone, not yet declared dead.
+        bool Suspect(string id) => !_lastHeartbeatMs.TryGetValue(id, out long last) || now - last > timeoutMs * 2 / 3;
         bool Stalled(uint chainId, string id) =>
             _syncProgress.GetOrAdd((chainId, id), (0UL, now)) is var p && now - p.SinceMs > (long)_options.SyncStallTimeout.TotalMilliseconds;
         bool Dead(string id) => !_lastHeartbeatMs.TryGetValue(id, out long last) ? true : now - last > timeoutMs;
@@ -273,6 +275,11 @@ public sealed class MasterService
                 var members = chain.Nodes.ToList();
                 var alive = members.Where(id => !Dead(id)).ToList();
                 if (alive.Count == members.Count)
+                    continue;
+                // Nodes that die together stop heartbeating up to one interval apart. If every member left is
+                // itself close to the timeout, wait one more sweep rather than hand the chain to a node that is
+                // probably dead too: when all are gone the chain must keep its head, the last node that served.
+                if (alive.Count > 0 && alive.All(Suspect))
                     continue;
                 List<string> kept = alive.Count > 0 ? alive : new List<string> { members[0] };
                 if (kept.SequenceEqual(members))

@@ -124,4 +124,41 @@ public class MasterReconfigurationTests
         Assert.Equal(new[] { "n1", "n2" }, chain.Nodes);
         Assert.True(chain.Epoch > epoch);
     }
+
+    [Fact]
+    public async Task Members_dying_together_leave_the_chain_with_its_head_even_when_their_silences_are_staggered()
+    {
+        var (master, clock) = Start();
+        await RegisterAsync(master, "n1", "n2", "n3");
+        clock.Advance(TimeSpan.FromSeconds(2));
+        await BeatAsync(master, "n1");
+        clock.Advance(TimeSpan.FromMilliseconds(200));
+        await BeatAsync(master, "n2");
+        await BeatAsync(master, "n3");
+        // All three die now. At the first sweep only the head has been silent past the timeout; the others are
+        // close to it: no reconfiguration yet (handing the chain to n2 would promote a dead node).
+        clock.Advance(TimeSpan.FromMilliseconds(850));
+        Assert.False(await master.SweepAsync(default));
+        Assert.Equal(new[] { "n1", "n2", "n3" }, master.Current.Chains[0].Nodes);
+        clock.Advance(TimeSpan.FromMilliseconds(250));
+        Assert.True(await master.SweepAsync(default));
+        Assert.Equal(new[] { "n1" }, master.Current.Chains[0].Nodes);
+    }
+
+    [Fact]
+    public async Task A_lone_dead_head_is_removed_while_its_successors_heartbeat()
+    {
+        var (master, clock) = Start();
+        await RegisterAsync(master, "n1", "n2", "n3");
+        clock.Advance(TimeSpan.FromSeconds(2));
+        for (int i = 0; i < 4; i++)
+        {
+            clock.Advance(TimeSpan.FromMilliseconds(300));
+            await BeatAsync(master, "n2");
+            await BeatAsync(master, "n3");
+            await master.SweepAsync(default);
+        }
+        Assert.Equal(new[] { "n2", "n3" }, master.Current.Chains[0].Nodes);
+        Assert.Contains("n1", master.Current.Chains[0].Former);
+    }
 }
