@@ -53,14 +53,14 @@ public sealed class WholeChainLossTests : LocalClusterTest
         await Parallel.ForEachAsync(Enumerable.Range(0, Objects), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (i, ct) =>
         {
             string key = $"obj/{i:D3}";
-            byte[] value = Content(seed * 31 + i, SizeOf(i));
+            byte[] value = TestData.Content(seed * 31 + i, SizeOf(i));
             await admin.PutAsync("data", key, value, cancellationToken: ct);
             acknowledged[key] = value;
         });
         for (int i = 0; i < 10; i++)
         {
             string key = $"obj/{i * 7:D3}";
-            byte[] value = Content(seed * 31 + 10_000 + i, 100 + i * 13);
+            byte[] value = TestData.Content(seed * 31 + 10_000 + i, 100 + i * 13);
             await admin.PutAsync("data", key, value);
             acknowledged[key] = value;
         }
@@ -167,10 +167,10 @@ public sealed class WholeChainLossTests : LocalClusterTest
         {
             byte[] read = await admin.GetBytesAsync("data", key);
             Assert.True(read.AsSpan().SequenceEqual(value),
-                $"data/{key}: read {read.Length} bytes sha256 {Hex(read)}, acknowledged {value.Length} bytes sha256 {Hex(value)} (seed {seed})");
+                $"data/{key}: read {read.Length} bytes sha256 {TestData.Hex(read)}, acknowledged {value.Length} bytes sha256 {TestData.Hex(value)} (seed {seed})");
         }
         // And the chain takes writes again.
-        byte[] after = Content(seed, 4321);
+        byte[] after = TestData.Content(seed, 4321);
         await admin.PutAsync("data", "after/recovery", after);
         Assert.Equal(after, await admin.GetBytesAsync("data", "after/recovery"));
 
@@ -226,14 +226,6 @@ public sealed class WholeChainLossTests : LocalClusterTest
         _ => 1 + i * 7919 % 8192,
     };
 
-    private static byte[] Content(int seed, int size)
-    {
-        var bytes = new byte[size];
-        new Random(seed).NextBytes(bytes);
-        return bytes;
-    }
-
-    private static string Hex(byte[] data) => Convert.ToHexString(SHA256.HashData(data))[..16];
 }
 
 /// <summary>

@@ -115,7 +115,7 @@ public sealed class RejoinTests : LocalClusterTest
         await Parallel.ForEachAsync(Enumerable.Range(0, 200), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (i, ct) =>
         {
             string key = $"pre/{i:D3}";
-            byte[] value = Content(i, SizeOf(i));
+            byte[] value = TestData.Content(i, SizeOf(i));
             await admin.PutAsync("data", key, value, cancellationToken: ct);
             expected[key] = value;
         });
@@ -145,13 +145,13 @@ public sealed class RejoinTests : LocalClusterTest
         // Changes the killed node can only learn through the sync: a new multi-chunk object, overwrites, deletes.
         var deleted = new List<string>();
         {
-            byte[] big = Content(1000, ThreeMiB + 4321);
+            byte[] big = TestData.Content(1000, ThreeMiB + 4321);
             await admin.PutAsync("data", "down/big", big);
             expected["down/big"] = big;
             for (int i = 10; i < 15; i++)
             {
                 string key = $"pre/{i:D3}";
-                byte[] value = Content(2000 + i, 500 + i);
+                byte[] value = TestData.Content(2000 + i, 500 + i);
                 await admin.PutAsync("data", key, value);
                 expected[key] = value;
             }
@@ -205,7 +205,7 @@ public sealed class RejoinTests : LocalClusterTest
         {
             byte[] read = await admin.GetBytesAsync("data", key);
             Assert.True(read.AsSpan().SequenceEqual(value),
-                $"data/{key}: read {read.Length} bytes sha256 {Hex(read)}, wrote {value.Length} bytes sha256 {Hex(value)}");
+                $"data/{key}: read {read.Length} bytes sha256 {TestData.Hex(read)}, wrote {value.Length} bytes sha256 {TestData.Hex(value)}");
         }
         foreach (string key in deleted)
             await Assert.ThrowsAsync<ObjectNotFoundException>(() => admin.GetBytesAsync("data", key));
@@ -225,14 +225,6 @@ public sealed class RejoinTests : LocalClusterTest
         _ => 1 + i * 7919 % 8192,
     };
 
-    private static byte[] Content(int seed, int size)
-    {
-        var bytes = new byte[size];
-        new Random(seed).NextBytes(bytes);
-        return bytes;
-    }
-
-    private static string Hex(byte[] data) => Convert.ToHexString(SHA256.HashData(data))[..16];
 }
 
 /// <summary>
