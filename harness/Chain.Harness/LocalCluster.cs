@@ -59,6 +59,7 @@ public sealed class LocalCluster : IAsyncDisposable
             "master",
             "--listen", $"127.0.0.1:{ports[0]}",
             "--data", Path.Combine(root, "master"),
+            "--exit-on-stdin-close",
             "--expect-nodes", options.Nodes.ToString(CultureInfo.InvariantCulture),
         };
         if (options.Chains is { } chains)
@@ -81,6 +82,7 @@ public sealed class LocalCluster : IAsyncDisposable
                 "--data", Path.Combine(root, id),
                 "--master", $"http://127.0.0.1:{ports[0]}",
                 "--node-id", id,
+                "--exit-on-stdin-close",
             };
             if (options.MaxObjectBytes is { } max)
                 args.AddRange(new[] { "--max-object-bytes", max.ToString(CultureInfo.InvariantCulture) });

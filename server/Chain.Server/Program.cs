@@ -21,8 +21,8 @@ public static class Program
 {
     private const string Usage = """
         usage:
-          Chain.Server master --listen HOST:PORT --data DIR [--expect-nodes N] [--chains C] [--replicas R] [--failure-timeout-ms MS]
-          Chain.Server node --listen HOST:PORT --data DIR --master URL --node-id ID [--advertise URL] [--zone Z] [--max-object-bytes N]
+          Chain.Server master --listen HOST:PORT --data DIR [--expect-nodes N] [--chains C] [--replicas R] [--failure-timeout-ms MS] [--exit-on-stdin-close]
+          Chain.Server node --listen HOST:PORT --data DIR --master URL --node-id ID [--advertise URL] [--zone Z] [--max-object-bytes N] [--exit-on-stdin-close]
         """;
 
     public static async Task<int> Main(string[] args)
@@ -58,6 +58,26 @@ public static class Program
         using PosixSignalRegistration term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(); });
         using PosixSignalRegistration intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult(); });
 
+        if (flags.ContainsKey("exit-on-stdin-close"))
+        {
+            // Started by a supervisor (chain up, the test harness) that holds our stdin open: when it dies, even by
+            // SIGKILL, the pipe closes and we shut down cleanly instead of lingering as an orphan.
+            _ = Task.Run(() =>
+            {
+                try
+                {
+                    using Stream stdin = Console.OpenStandardInput();
+                    var buffer = new byte[256];
+                    while (stdin.Read(buffer, 0, buffer.Length) > 0)
+                    {
+                    }
+                }
+                catch (IOException)
+                {
+                }
+                stop.TrySetResult();
+            });
+        }
         try
         {
             return args[0] switch
@@ -160,6 +180,8 @@ public static class Program
         LoggerFactory = loggers,
     };
 
+    private static readonly HashSet<string> BooleanFlags = new(StringComparer.Ordinal) { "exit-on-stdin-close" };
+
     internal static Dictionary<string, string> ParseFlags(ReadOnlySpan<string> args)
     {
         var flags = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -175,6 +197,10 @@ public static class Program
             {
                 value = name[(eq + 1)..];
                 name = name[..eq];
+            }
+            else if (BooleanFlags.Contains(name))
+            {
+                value = "true";
             }
             else
             {
