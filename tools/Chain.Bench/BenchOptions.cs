@@ -36,51 +36,25 @@ public sealed record BenchOptions
     public static BenchOptions Parse(IReadOnlyList<string> args)
     {
         var options = new BenchOptions();
-        for (int i = 0; i < args.Count; i++)
+        var reader = new Chain.Tools.OptionReader(args, message => new BenchUsageException(message));
+        while (reader.MoveNext())
         {
-            string arg = args[i];
-            string name = arg;
-            string? inline = null;
-            int eq = arg.IndexOf('=');
-            if (arg.StartsWith("--", StringComparison.Ordinal) && eq > 0)
+            options = reader.Name switch
             {
-                name = arg[..eq];
-                inline = arg[(eq + 1)..];
-            }
-            string Value()
-            {
-                if (inline is not null)
-                    return inline;
-                if (i + 1 >= args.Count)
-                    throw new BenchUsageException($"option {name} needs a value");
-                return args[++i];
-            }
-            options = name switch
-            {
-                "--clients" => options with { Clients = Int(name, Value(), 1, 4096) },
-                "--seconds" => options with { Seconds = Double(name, Value(), 0.1, 3600) },
-                "--warmup-seconds" => options with { WarmupSeconds = Double(name, Value(), 0, 600) },
-                "--max-ops" => options with { MaxOps = Int(name, Value(), 1, int.MaxValue - 1) },
-                "--value-bytes" => options with { ValueBytes = Int(name, Value(), 1, 64 * 1024 * 1024) },
-                "--nodes" => options with { Nodes = Int(name, Value(), 1, 32) },
+                "--clients" => options with { Clients = reader.Int(1, 4096) },
+                "--seconds" => options with { Seconds = reader.Double(0.1, 3600) },
+                "--warmup-seconds" => options with { WarmupSeconds = reader.Double(0, 600) },
+                "--max-ops" => options with { MaxOps = reader.Int(1, int.MaxValue - 1) },
+                "--value-bytes" => options with { ValueBytes = reader.Int(1, 64 * 1024 * 1024) },
+                "--nodes" => options with { Nodes = reader.Int(1, 32) },
                 "--skip-chain" => options with { SkipChain = true },
                 "--skip-raw" => options with { SkipRaw = true },
                 "-h" or "--help" => options with { Help = true },
-                _ => throw new BenchUsageException($"unknown argument '{arg}'"),
+                _ => throw reader.Unknown(),
             };
         }
         if (options.SkipChain && options.SkipRaw)
             throw new BenchUsageException("--skip-chain and --skip-raw together leave nothing to measure");
         return options;
     }
-
-    private static int Int(string name, string text, int min, int max) =>
-        int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out int value) && value >= min && value <= max
-            ? value
-            : throw new BenchUsageException($"{name} must be an integer between {min} and {max}, not '{text}'");
-
-    private static double Double(string name, string text, double min, double max) =>
-        double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double value) && value >= min && value <= max
-            ? value
-            : throw new BenchUsageException($"{name} must be a number between {min} and {max}, not '{text}'");
 }

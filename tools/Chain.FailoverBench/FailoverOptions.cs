@@ -46,45 +46,24 @@ public sealed record FailoverOptions
     public static FailoverOptions Parse(IReadOnlyList<string> args)
     {
         var options = new FailoverOptions();
-        for (int i = 0; i < args.Count; i++)
+        var reader = new Chain.Tools.OptionReader(args, message => new UsageException(message));
+        while (reader.MoveNext())
         {
-            string arg = args[i];
-            string name = arg;
-            string? inline = null;
-            int eq = arg.IndexOf('=');
-            if (arg.StartsWith("--", StringComparison.Ordinal) && eq > 0)
+            options = reader.Name switch
             {
-                name = arg[..eq];
-                inline = arg[(eq + 1)..];
-            }
-            string Value()
-            {
-                if (inline is not null)
-                    return inline;
-                if (i + 1 >= args.Count)
-                    throw new UsageException($"option {name} needs a value");
-                return args[++i];
-            }
-            options = name switch
-            {
-                "--rounds" => options with { Rounds = Int(name, Value(), 1, 100) },
-                "--preload-mib" => options with { PreloadMiB = Int(name, Value(), 1, 64 * 1024) },
-                "--failure-timeout-ms" => options with { FailureTimeoutMs = Int(name, Value(), 500, 120_000) },
-                "--nodes" => options with { Nodes = Int(name, Value(), Replicas, 32) },
-                "--write-bytes" => options with { WriteBytes = Int(name, Value(), 1, 1024 * 1024) },
-                "--write-interval-ms" => options with { WriteIntervalMs = Int(name, Value(), 1, 10_000) },
-                "--wait-timeout-s" => options with { WaitTimeoutSeconds = Int(name, Value(), 5, 3600) },
-                "--wipe-restart" when inline is null => options with { WipeRestart = true },
-                "--keep-data" when inline is null => options with { KeepData = true },
-                "-h" or "--help" when inline is null => options with { Help = true },
-                _ => throw new UsageException($"unknown argument '{arg}'"),
+                "--rounds" => options with { Rounds = reader.Int(1, 100) },
+                "--preload-mib" => options with { PreloadMiB = reader.Int(1, 64 * 1024) },
+                "--failure-timeout-ms" => options with { FailureTimeoutMs = reader.Int(500, 120_000) },
+                "--nodes" => options with { Nodes = reader.Int(Replicas, 32) },
+                "--write-bytes" => options with { WriteBytes = reader.Int(1, 1024 * 1024) },
+                "--write-interval-ms" => options with { WriteIntervalMs = reader.Int(1, 10_000) },
+                "--wait-timeout-s" => options with { WaitTimeoutSeconds = reader.Int(5, 3600) },
+                "--wipe-restart" when reader.Inline is null => options with { WipeRestart = true },
+                "--keep-data" when reader.Inline is null => options with { KeepData = true },
+                "-h" or "--help" when reader.Inline is null => options with { Help = true },
+                _ => throw reader.Unknown(),
             };
         }
         return options;
     }
-
-    private static int Int(string name, string text, int min, int max) =>
-        int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out int value) && value >= min && value <= max
-            ? value
-            : throw new UsageException($"{name} must be an integer between {min} and {max}, not '{text}'");
 }
