@@ -12,14 +12,31 @@ public sealed record ChainClientOptions
     /// <summary>Upper bound on attempts of one operation.</summary>
     public int MaxAttempts { get; init; } = 16;
     public TimeSpan RetryBaseDelay { get; init; } = TimeSpan.FromMilliseconds(50);
+    /// <summary>
+    /// Where reads go. <see cref="ReadTarget.Tail"/> (the default) is linearizable. <see cref="ReadTarget.AnyReplica"/>
+    /// sends each read to a random member of the chain: a correct node that is not the tail refuses it (not-tail) and
+    /// the client retries, so this only spreads load once replicas answer reads themselves; the consistency
+    /// harness uses it to show that a node answering uncommitted reads is caught.
+    /// </summary>
+    public ReadTarget ReadFrom { get; init; } = ReadTarget.Tail;
 }
 
 public sealed record ObjectInfo(string Bucket, string Key, long Size, string Sha256Hex, ulong Version, DateTimeOffset Created, string ContentType);
 
 public sealed record PutResult(string Bucket, string Key, long Size, string Sha256Hex, ulong Version, bool Deduplicated);
 
+public enum ReadTarget
+{
+    Tail,
+    AnyReplica,
+}
+
 public sealed record PutOptions
 {
+    /// <summary>Write only if the object exists with exactly this version (compare-and-set); else <see cref="PreconditionFailedException"/>.</summary>
+    public ulong? IfVersion { get; init; }
+    /// <summary>Write only if the object does not exist (create-only); else <see cref="PreconditionFailedException"/>.</summary>
+    public bool IfAbsent { get; init; }
     public string ContentType { get; init; } = "application/octet-stream";
     public IReadOnlyDictionary<string, string>? UserMetadata { get; init; }
     /// <summary>Called with the number of bytes sent so far (for progress bars).</summary>
@@ -68,6 +85,15 @@ public sealed class ObjectTooLargeException : ChainException
 public sealed class IntegrityException : ChainException
 {
     public IntegrityException(string message) : base(message) { }
+}
+
+/// <summary>A conditional write's condition did not hold when the head sequenced it; nothing was written.</summary>
+public sealed class PreconditionFailedException : ChainException
+{
+    public PreconditionFailedException(string bucket, string key, string detail)
+        : base($"precondition failed for '{bucket}/{key}': {detail}") { Bucket = bucket; Key = key; }
+    public string Bucket { get; }
+    public string Key { get; }
 }
 
 /// <summary>The cluster could not complete the operation within its deadline and retries.</summary>

@@ -95,7 +95,14 @@ public sealed class ChainClient : IAsyncDisposable, IDisposable
         }, cancellationToken, bucket, key);
     }
 
-    public Task<bool> DeleteAsync(string bucket, string key, CancellationToken cancellationToken = default)
+    public Task<bool> DeleteAsync(string bucket, string key, CancellationToken cancellationToken = default) =>
+        DeleteAsync(bucket, key, ifVersion: null, cancellationToken);
+
+    /// <summary>
+    /// Deletes the object; true if it existed. With <paramref name="ifVersion"/>, only if it exists with exactly that
+    /// version, else <see cref="PreconditionFailedException"/>.
+    /// </summary>
+    public Task<bool> DeleteAsync(string bucket, string key, ulong? ifVersion, CancellationToken cancellationToken = default)
     {
         var keyBytes = CheckObjectArgs(bucket, key);
         var keyString = UnsafeByteOperations.UnsafeWrap(keyBytes);
@@ -104,6 +111,8 @@ public sealed class ChainClient : IAsyncDisposable, IDisposable
         {
             var route = await RouteAsync(state, bucket, keyBytes, write: true, ct).ConfigureAwait(false);
             var request = new DeleteRequest { Routing = Routing(route), Bucket = bucket, Key = keyString, RequestId = requestId };
+            if (ifVersion is { } version)
+                request.IfVersion = version;
             var response = await _transport.For(route.Address)
                 .UnaryAsync(StoreMethods.Delete, request, UnaryOptions(ct)).ConfigureAwait(false);
             return response.Existed;
@@ -235,7 +244,10 @@ public sealed class ChainClient : IAsyncDisposable, IDisposable
                 RequestId = requestId,
                 DeclaredSize = (ulong)(size ?? 0),
                 ContentType = options.ContentType ?? "",
+                IfAbsent = options.IfAbsent,
             };
+            if (options.IfVersion is { } ifVersion)
+                header.IfVersion = ifVersion;
             if (metadata is not null)
             {
                 foreach (var (name, value) in metadata)
@@ -499,7 +511,7 @@ public sealed class ChainClient : IAsyncDisposable, IDisposable
     {
         var snapshot = await _config.GetAsync(fresh: false, ct).ConfigureAwait(false);
         state.ConfigVersion = snapshot.Version;
-        return snapshot.RouteKey(bucket, key, write);
+        return snapshot.RouteKey(bucket, key, write, _options.ReadFrom == ReadTarget.AnyReplica && !write);
     }
 
     private CallOptions UnaryOptions(CancellationToken ct) => new() { Timeout = _options.AttemptTimeout, CancellationToken = ct };

@@ -74,6 +74,8 @@ public static class ErrorKinds
     public const string NotReady = "not-ready";
     public const string BucketNotEmpty = "bucket-not-empty";
     public const string InvalidBucket = "invalid-bucket";
+    /// <summary>A conditional write's condition (if-version / if-absent) did not hold; nothing was written.</summary>
+    public const string PreconditionFailed = "precondition-failed";
 }
 
 public static class AdminMethods

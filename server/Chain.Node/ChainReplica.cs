@@ -12,6 +12,9 @@ using Microsoft.Extensions.Logging;
 namespace Chain.Node;
 
 /// <summary>An update on its way through this node, with the head's waiter when this node is the head.</summary>
+/// <summary>A conditional write's condition, decided at the head against the state as of the last sequenced update.</summary>
+internal sealed record WriteCondition(string Bucket, ByteString Key, ulong? IfVersion, bool IfAbsent);
+
 internal sealed class PendingUpdate
 {
     public PendingUpdate(Update update, bool countsAgainstInFlight)
@@ -83,6 +86,10 @@ internal sealed class ChainReplica : IAsyncDisposable
     // a retry that reaches this node (as head, maybe after the old head failed) waits for them instead of
     // applying them again.
     private readonly ConcurrentDictionary<string, PendingUpdate> _pendingByRequest = new(StringComparer.Ordinal);
+    // Object writes and deletes queued here but not yet durable, by object: the newest one per object. With the
+    // store (which has everything durable), this is the object's state as of the last sequenced update, the
+    // state conditional writes are decided against at the head. Guarded by _gate.
+    private readonly Dictionary<string, (ulong Seq, bool Exists)> _unapplied = new(StringComparer.Ordinal);
     // Syncing (joining) node: whether the bulk copy or catch-up of this stream completed, and the
     // predecessor's durable sequence number as last reported.
     private bool _syncComplete;
@@ -159,7 +166,8 @@ internal sealed class ChainReplica : IAsyncDisposable
     /// forwarding. Waits while too much is in flight (backpressure). The returned update's
     /// <see cref="PendingUpdate.Acked"/> completes when the whole chain has it.
     /// </summary>
-    public async Task<PendingUpdate> ProposeAsync(ulong expectedEpoch, Func<ulong, ulong, Update> build, bool isChunk, CancellationToken cancellationToken)
+    public async Task<PendingUpdate> ProposeAsync(ulong expectedEpoch, Func<ulong, ulong, Update> build, bool isChunk, CancellationToken cancellationToken,
+        WriteCondition? condition = null)
     {
         await _inFlightUpdates.WaitAsync(cancellationToken);
         if (isChunk)
@@ -183,6 +191,8 @@ internal sealed class ChainReplica : IAsyncDisposable
                     throw NodeErrors.Kind(StatusCode.FailedPrecondition, ErrorKinds.NotHead, $"node is not the head of chain {role.ChainId}", role.Epoch);
                 if (role.Epoch != expectedEpoch)
                     throw NodeErrors.StaleEpoch(role.ChainId, expectedEpoch, role.Epoch);
+                if (condition is not null)
+                    CheckConditionLocked(condition);
                 ulong seq = _lastEnqueuedSeq + 1;
                 Update update = build(seq, role.Epoch);
                 var pending = new PendingUpdate(update, countsAgainstInFlight: true);
@@ -190,6 +200,7 @@ internal sealed class ChainReplica : IAsyncDisposable
                     throw NodeErrors.NotReady($"chain {role.ChainId} is shutting down or its queue is full");
                 _lastEnqueuedSeq = seq;
                 TrackRequest(pending);
+                TrackUnappliedLocked(update);
                 return pending;
             }
         }
@@ -234,9 +245,72 @@ internal sealed class ChainReplica : IAsyncDisposable
             pending = new PendingUpdate(update, countsAgainstInFlight: false);
             _lastEnqueuedSeq = update.Seq;
             TrackRequest(pending);
+            TrackUnappliedLocked(update);
         }
         // Single upstream stream: writes happen in order; waiting here pushes back on the predecessor.
         await _applyQueue.Writer.WriteAsync(pending, cancellationToken);
+    }
+
+    private static string ObjectSlot(string bucket, ReadOnlySpan<byte> key) => bucket + "\0" + Convert.ToHexString(key);
+
+    private void TrackUnappliedLocked(Update update)
+    {
+        switch (update.OpCase)
+        {
+            case Update.OpOneofCase.Object:
+                _unapplied[ObjectSlot(update.Object.Meta.Bucket, update.Object.Meta.Key.Span)] = (update.Seq, true);
+                break;
+            case Update.OpOneofCase.Delete:
+                _unapplied[ObjectSlot(update.Delete.Bucket, update.Delete.Key.Span)] = (update.Seq, false);
+                break;
+        }
+    }
+
+    private void ForgetAppliedLocked(List<PendingUpdate> group)
+    {
+        if (_unapplied.Count == 0)
+            return;
+        foreach (PendingUpdate p in group)
+        {
+            string? slot = p.Update.OpCase switch
+            {
+                Update.OpOneofCase.Object => ObjectSlot(p.Update.Object.Meta.Bucket, p.Update.Object.Meta.Key.Span),
+                Update.OpOneofCase.Delete => ObjectSlot(p.Update.Delete.Bucket, p.Update.Delete.Key.Span),
+                _ => null,
+            };
+            // Only when no newer update of the same object is still queued.
+            if (slot is not null && _unapplied.TryGetValue(slot, out var entry) && entry.Seq == p.Seq)
+                _unapplied.Remove(slot);
+        }
+    }
+
+    /// <summary>
+    /// The object's version as of the last sequenced update (null when absent): the newest queued write or
+    /// delete of it, else the durable record. Caller holds _gate.
+    /// </summary>
+    private ulong? CurrentVersionLocked(string bucket, ReadOnlySpan<byte> key)
+    {
+        if (_unapplied.TryGetValue(ObjectSlot(bucket, key), out var entry))
+            return entry.Exists ? entry.Seq : null;
+        return _store.GetObject(ChainId, bucket, key)?.Version;
+    }
+
+    /// <summary>Checks a condition against the current state (an early, advisory check: the deciding one is made when sequencing).</summary>
+    public void CheckCondition(WriteCondition condition)
+    {
+        lock (_gate)
+            CheckConditionLocked(condition);
+    }
+
+    private void CheckConditionLocked(WriteCondition condition)
+    {
+        ulong? current = CurrentVersionLocked(condition.Bucket, condition.Key.Span);
+        if (condition.IfAbsent && current is not null)
+            throw NodeErrors.PreconditionFailed($"object exists (version {current}); the write required it to be absent");
+        if (condition.IfVersion is { } wanted && current != wanted)
+            throw NodeErrors.PreconditionFailed(current is null
+                ? $"object does not exist; the write required version {wanted}"
+                : $"object is at version {current}; the write required version {wanted}");
     }
 
     private void TrackRequest(PendingUpdate pending)
@@ -290,6 +364,7 @@ internal sealed class ChainReplica : IAsyncDisposable
                 {
                     foreach (PendingUpdate p in group)
                         _sent.AddLast(p);
+                    ForgetAppliedLocked(group);
                     Interlocked.Exchange(ref _durableSeq, group[^1].Seq);
                 }
                 DurableAdvanced.Set();
@@ -707,6 +782,7 @@ internal sealed class ChainReplica : IAsyncDisposable
             Interlocked.Exchange(ref _durableSeq, 0);
             Interlocked.Exchange(ref _ackedSeq, 0);
             _sent.Clear();
+            _unapplied.Clear();
         }
     }
 

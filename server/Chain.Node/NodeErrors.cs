@@ -32,5 +32,8 @@ internal static class NodeErrors
     public static RpcException NoSuchKey(string bucket, string key) =>
         Kind(StatusCode.NotFound, ErrorKinds.NoSuchKey, $"object '{bucket}/{key}' not found");
 
+    public static RpcException PreconditionFailed(string detail) =>
+        Kind(StatusCode.FailedPrecondition, ErrorKinds.PreconditionFailed, detail);
+
     public static RpcException Invalid(string detail) => new(StatusCode.InvalidArgument, detail);
 }

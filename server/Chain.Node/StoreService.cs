@@ -145,7 +145,13 @@ internal sealed class StoreService
                 mine.TrySetResult(done.Value);
                 return new PutResponse { Version = done.Value.Version, Deduplicated = true };
             }
-            DedupRecord result = await ReplicatePutAsync(replica, header, stream, maxBytes, ct);
+            WriteCondition? condition = header.HasIfVersion || header.IfAbsent
+                ? new WriteCondition(header.Bucket, header.Key, header.HasIfVersion ? header.IfVersion : null, header.IfAbsent)
+                : null;
+            // Fail fast, before any data is streamed; the deciding check is the one made when sequencing.
+            if (condition is not null)
+                replica.CheckCondition(condition);
+            DedupRecord result = await ReplicatePutAsync(replica, header, stream, maxBytes, condition, ct);
             mine.TrySetResult(result);
             return new PutResponse { Version = result.Version };
         }
@@ -160,7 +166,8 @@ internal sealed class StoreService
         }
     }
 
-    private async Task<DedupRecord> ReplicatePutAsync(ChainReplica replica, PutHeader header, IAsyncEnumerator<PutRequest> stream, long maxBytes, CancellationToken ct)
+    private async Task<DedupRecord> ReplicatePutAsync(ChainReplica replica, PutHeader header, IAsyncEnumerator<PutRequest> stream, long maxBytes,
+        WriteCondition? condition, CancellationToken ct)
     {
         ulong epoch = header.Routing.Epoch;
         uint chainId = replica.ChainId;
@@ -227,7 +234,7 @@ internal sealed class StoreService
             if (carry)
                 write.LastChunk = held;
             return new Update { Seq = seq, Epoch = e, Object = write };
-        }, isChunk: carry, ct);
+        }, isChunk: carry, ct, condition);
         await pending.Acked.Task.WaitAsync(ct);
         return new DedupRecord(pending.Seq, false);
     }
@@ -289,8 +296,9 @@ internal sealed class StoreService
                 return new DeleteResponse { Version = done.Value.Version, Existed = done.Value.Existed, Deduplicated = true };
             }
             var delete = new ObjectDelete { Bucket = request.Bucket, Key = request.Key, RequestId = request.RequestId };
+            WriteCondition? condition = request.HasIfVersion ? new WriteCondition(request.Bucket, request.Key, request.IfVersion, false) : null;
             PendingUpdate pending = await replica.ProposeAsync(request.Routing.Epoch,
-                (seq, e) => new Update { Seq = seq, Epoch = e, Delete = delete }, isChunk: false, context.CancellationToken);
+                (seq, e) => new Update { Seq = seq, Epoch = e, Delete = delete }, isChunk: false, context.CancellationToken, condition);
             await pending.Acked.Task.WaitAsync(context.CancellationToken);
             var result = new DedupRecord(pending.Seq, pending.Existed);
             mine.TrySetResult(result);

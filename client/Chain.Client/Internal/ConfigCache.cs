@@ -41,21 +41,21 @@ internal sealed class ClusterSnapshot
     public int ChainCount => _chainsById.Length;
 
     /// <summary>Writes go to the head of the key's chain, reads to its tail.</summary>
-    public Route RouteKey(string bucket, ReadOnlySpan<byte> key, bool write)
+    public Route RouteKey(string bucket, ReadOnlySpan<byte> key, bool write, bool anyReplica = false)
     {
         if (ChainCount == 0)
             throw new ClusterNotReadyException($"the cluster has no chains yet (config version {Version})");
         uint chainId = Placement.ChainFor(bucket, key, ChainCount);
-        return RouteChain(chainId, write);
+        return RouteChain(chainId, write, anyReplica);
     }
 
-    public Route RouteChain(uint chainId, bool write)
+    public Route RouteChain(uint chainId, bool write, bool anyReplica = false)
     {
         if (chainId >= (uint)ChainCount || _chainsById[chainId] is not { } chain)
             throw new ClusterNotReadyException($"chain {chainId} is missing from config version {Version}");
         if (chain.Nodes.Count == 0)
             throw new ClusterNotReadyException($"chain {chainId} has no nodes in config version {Version}");
-        string nodeId = write ? chain.Nodes[0] : chain.Nodes[^1];
+        string nodeId = write ? chain.Nodes[0] : anyReplica ? chain.Nodes[Random.Shared.Next(chain.Nodes.Count)] : chain.Nodes[^1];
         if (!_addresses.TryGetValue(nodeId, out var address))
             throw new ClusterNotReadyException($"node '{nodeId}' of chain {chainId} has no address in config version {Version}");
         return new Route(chainId, chain.Epoch, nodeId, address);

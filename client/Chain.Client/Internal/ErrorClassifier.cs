@@ -61,6 +61,8 @@ internal static class ErrorClassifier
                 return Fail(new ObjectTooLargeException(rpc.Detail));
             case ErrorKinds.BadDigest:
                 return Fail(new IntegrityException(rpc.Detail));
+            case ErrorKinds.PreconditionFailed:
+                return Fail(new PreconditionFailedException(bucket, key, rpc.Detail));
             case ErrorKinds.BucketNotEmpty:
                 return Fail(new ChainException(rpc.Detail, rpc));
         }
