@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Chain.Client;
 using Chain.Harness.Faults;
 
 namespace Chain.Jepsen;
@@ -60,6 +61,9 @@ public sealed record RunSpec
     /// <summary>Object size of the large-object workload.</summary>
     public int ObjectBytes { get; init; } = 2 * 1024 * 1024;
 
+    /// <summary>Where the clients send reads (<see cref="ReadTarget.AnyReplica"/> only to show the checkers catch it).</summary>
+    public ReadTarget ReadFrom { get; init; } = ReadTarget.Tail;
+
     public TimeSpan Lease => FailureTimeout / 2;
 
     /// <summary>A rough measure of how big a case is; every shrink is strictly smaller.</summary>
@@ -88,7 +92,7 @@ public sealed record RunSpec
         && OpsPerKey == other.OpsPerKey && KeyWeights.SequenceEqual(other.KeyWeights) && Ops == other.Ops
         && TimeLimit == other.TimeLimit && Mix == other.Mix && Faults.SequenceEqual(other.Faults) && Nodes == other.Nodes
         && Chains == other.Chains && FailureTimeout == other.FailureTimeout && OpTimeout == other.OpTimeout
-        && ObjectBytes == other.ObjectBytes;
+        && ObjectBytes == other.ObjectBytes && ReadFrom == other.ReadFrom;
 
     public override int GetHashCode() => HashCode.Combine(Seed, Workload, Clients, Keys, Ops, TimeLimit, Faults.Count, Mix);
 

@@ -90,6 +90,8 @@ public static class Runner
     {
         // Refused before anything could be applied.
         ChainArgumentException or BucketNotFoundException or ObjectTooLargeException => OpStatus.Fail,
+        // A conditional put whose condition did not hold; a compare-and-set whose read failed.
+        PreconditionFailedException or NotAppliedException => OpStatus.Fail,
         // On a write: the head found a bad digest and refused it.
         IntegrityException when !isRead => OpStatus.Fail,
         // Timed out, connection lost, unknown server error: a write may or may not have taken effect.
@@ -101,6 +103,9 @@ public static class Runner
         WriteIndented = false,
         Converters = { new JsonStringEnumConverter() },
     };
+
+    /// <summary>An operation failed before it sent anything that could change the store.</summary>
+    internal sealed class NotAppliedException(string message, Exception inner) : Exception(message, inner);
 
     /// <summary>What an operation is called with (recorded at its invocation).</summary>
     private readonly record struct Invocation(OpKind Kind, string Key, string? Input, string? Expected);
@@ -119,6 +124,7 @@ public static class Runner
         private readonly string _historyPath;
         private readonly ConcurrentQueue<string> _notes = new();
         private readonly ConcurrentDictionary<string, int> _errors = new(StringComparer.Ordinal);
+        private readonly ConcurrentDictionary<string, string?> _lastSeen = new(StringComparer.Ordinal);
         private readonly ConcurrentDictionary<string, byte> _touchedKeys = new(StringComparer.Ordinal);
         private readonly List<FaultEvent> _faultEvents = new();
         private readonly List<Operation> _history = new();
@@ -304,6 +310,7 @@ public static class Runner
         {
             OperationTimeout = operationTimeout,
             AttemptTimeout = operationTimeout < TimeSpan.FromSeconds(2) ? operationTimeout : TimeSpan.FromSeconds(2),
+            ReadFrom = _spec.ReadFrom,
         });
 
         private async Task ClientAsync(int worker, long deadline, CancellationToken ct)
@@ -371,9 +378,45 @@ public static class Runner
                             await client.PutAsync(Bucket, op.Key, Encoding.UTF8.GetBytes(op.Input!), null, token).ConfigureAwait(false);
                             return null;
                         }, ct),
-                        _ => throw new NotSupportedException($"{plan.Kind} is not supported by the store yet"),
+                        _ => CompareAndSetAsync(client, clientId, ClaimKey(plan.Slot), ct),
                     };
             }
+        }
+
+        /// <summary>
+        /// Compare-and-set as read + conditional put: read the value and its version; if the value is not the expected
+        /// one the CAS fails, linearized at the read; else put with if-version (if-absent when the expected value is
+        /// "absent"). A precondition failure, or a failed read, means nothing was applied (fail); an unknown outcome of
+        /// the put is info.
+        /// </summary>
+        private Task<OpStatus> CompareAndSetAsync(ChainClient client, int clientId, string key, CancellationToken ct)
+        {
+            _lastSeen.TryGetValue(key, out string? expected);
+            return InvokeAsync(clientId, new Invocation(OpKind.Cas, key, NewValue(), expected), async (op, token) =>
+            {
+                string? current;
+                ulong version = 0;
+                try
+                {
+                    using var buffer = new MemoryStream();
+                    ObjectInfo info = await client.GetAsync(Bucket, op.Key, buffer, null, token).ConfigureAwait(false);
+                    current = Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
+                    version = info.Version;
+                }
+                catch (ObjectNotFoundException)
+                {
+                    current = null;
+                }
+                catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+                {
+                    throw new NotAppliedException("the read of the compare-and-set failed", e);
+                }
+                if (!string.Equals(current, op.Expected, StringComparison.Ordinal))
+                    return Operation.CasFail;
+                var conditional = op.Expected is null ? new PutOptions { IfAbsent = true } : new PutOptions { IfVersion = version };
+                await client.PutAsync(Bucket, op.Key, Encoding.UTF8.GetBytes(op.Input!), conditional, token).ConfigureAwait(false);
+                return Operation.CasOk;
+            }, ct);
         }
 
         private static async Task<string?> ReadStringAsync(ChainClient client, string key, CancellationToken ct)
@@ -448,6 +491,14 @@ public static class Runner
             }
             long ret = Now;
             Record(new Operation(id, key, clientId, kind, input, expected, output, call, ret, status));
+            if (status == OpStatus.Ok)
+            {
+                // The newest value known on the key: what the next compare-and-set expects.
+                if (kind == OpKind.Read)
+                    _lastSeen[key] = output;
+                else if (kind == OpKind.Write || (kind == OpKind.Cas && output == Operation.CasOk))
+                    _lastSeen[key] = input;
+            }
             return status;
         }
 

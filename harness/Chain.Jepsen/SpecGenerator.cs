@@ -1,3 +1,4 @@
+using Chain.Client;
 using Chain.Harness.Faults;
 using FsCheck;
 using FsCheck.Fluent;
@@ -17,7 +18,8 @@ public sealed record SpecConstraints
     public TimeSpan FailureTimeout { get; init; } = TimeSpan.FromSeconds(3);
     public TimeSpan OpTimeout { get; init; } = TimeSpan.FromSeconds(5);
     /// <summary>Whether the store has conditional puts (compare-and-set in the register workload).</summary>
-    public bool CasSupported { get; init; }
+    public bool CasSupported { get; init; } = true;
+    public ReadTarget ReadFrom { get; init; } = ReadTarget.Tail;
 }
 
 /// <summary>
@@ -81,6 +83,7 @@ public static class SpecGenerator
                 FailureTimeout = c.FailureTimeout,
                 OpTimeout = c.OpTimeout,
                 ObjectBytes = mib * 1024 * 1024,
+                ReadFrom = c.ReadFrom,
             };
     }
 

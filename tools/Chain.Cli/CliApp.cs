@@ -34,6 +34,7 @@ public static class CliApp
                 "mb" => await MakeBucketAsync(command, io).ConfigureAwait(false),
                 "rb" => await RemoveBucketAsync(command, io).ConfigureAwait(false),
                 "status" => await StatusAsync(command, io).ConfigureAwait(false),
+                "check" => await CheckCommand.RunAsync(command, io).ConfigureAwait(false),
                 _ => throw new UsageException($"unknown command '{command.Name}'"),
             };
         }
@@ -101,7 +102,7 @@ public static class CliApp
         int pad = CommandLine.Commands.Values.Max(c => c.Name.Length + 1 + c.Arguments.Length);
         foreach (CommandSpec spec in CommandLine.Commands.Values)
         {
-            string synopsis = spec.Name == "up" ? "up [OPTIONS]" : (spec.Name + " " + spec.Arguments).Trim();
+            string synopsis = spec.Name is "up" or "check" ? spec.Name + " [OPTIONS]" : (spec.Name + " " + spec.Arguments).Trim();
             io.Out.WriteLine($"  {synopsis.PadRight(Math.Min(pad, 24))}  {spec.Summary}");
         }
         io.Out.WriteLine();
@@ -110,7 +111,7 @@ public static class CliApp
         io.Out.WriteLine("  -h, --help     help (chain help COMMAND for a command's options)");
         io.Out.WriteLine();
         io.Out.WriteLine("BUCKET/KEY splits at the first '/': keys may contain '/'.");
-        io.Out.WriteLine("exit codes: 0 ok, 1 operation failed, 2 usage error");
+        io.Out.WriteLine("exit codes: 0 ok, 1 operation failed, 2 usage error (check: 0 valid, 1 invalid, 2 unknown)");
         return Ok;
     }
 

@@ -80,6 +80,22 @@ public static class CommandLine
         new CommandSpec("mb", "BUCKET", "make a bucket", 1, 1, Array.Empty<OptionSpec>()),
         new CommandSpec("rb", "BUCKET", "remove a bucket", 1, 1, Array.Empty<OptionSpec>()),
         new CommandSpec("status", "", "show chains, nodes and buckets", 0, 0, Array.Empty<OptionSpec>()),
+        new CommandSpec("check", "[--workload register|set|large] [--nemesis kill,pause,...] [--time SECONDS] [--ops N] [--clients N] [--seed N] [--shrink N] [--out DIR]",
+            "Jepsen-style consistency check of a fresh local cluster under faults (exit 0 valid, 1 invalid, 2 unknown)", 0, 0, new[]
+            {
+                new OptionSpec("workload", "W", "register (read/write/cas per key), set (unique inserts, final read) or large (multi-MiB objects, digests); default: generated from the seed"),
+                new OptionSpec("nemesis", "LIST", "fault kinds, comma-separated: kill, pause, kill-master, partition, ... or none (default kill,pause)"),
+                new OptionSpec("time", "SECONDS", "time limit of the workload (default 20)"),
+                new OptionSpec("ops", "N", "upper bound on operations (default 5000)"),
+                new OptionSpec("clients", "N", "concurrent clients (default: generated, 2..6)"),
+                new OptionSpec("seed", "N", "seed of the generated spec (default: random, printed); the same seed gives the same spec"),
+                new OptionSpec("shrink", "N", "when invalid, re-run up to N smaller specs and report the smallest still invalid (default 0)"),
+                new OptionSpec("out", "DIR", "where run directories go (default: $TMPDIR/chain-check)"),
+                new OptionSpec("nodes", "N", "storage nodes (default 3)"),
+                new OptionSpec("spec", "FILE", "replay a spec.json written by an earlier run (other spec options are ignored)"),
+                new OptionSpec("read-from", "TARGET", "tail (default) or any: send reads to any replica (to see the checkers catch it)"),
+                new OptionSpec("check-budget", "SECONDS", "time budget of the linearizability search (default 30)"),
+            }),
         new CommandSpec("help", "[COMMAND]", "show help", 0, 1, Array.Empty<OptionSpec>()),
     }.ToDictionary(c => c.Name, StringComparer.Ordinal);
 
