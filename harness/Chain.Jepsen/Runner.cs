@@ -164,7 +164,7 @@ public static class Runner
             await File.WriteAllTextAsync(Path.Combine(_runDirectory, "spec.json"), _spec.ToJson(), ct).ConfigureAwait(false);
             _historyWriter = new StreamWriter(_historyPath, append: false, new UTF8Encoding(false));
             _start = Stopwatch.GetTimestamp();
-            string clusterDirectory = Path.Combine(Path.GetTempPath(), $"chain-jepsen-{_spec.Seed}-{Guid.NewGuid():N}"[..48]);
+            string clusterDirectory = Path.Combine(Path.GetTempPath(), $"chain-jepsen-{_spec.Seed}-{Guid.NewGuid().ToString("N")[..12]}");
             string? error = null;
             TimeSpan workloadTime = TimeSpan.Zero;
             Log($"run {_spec.Describe()}");

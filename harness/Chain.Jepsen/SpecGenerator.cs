@@ -31,7 +31,7 @@ public static class SpecGenerator
     /// <summary>FsCheck's size parameter for every sample we draw (the generators set their own ranges).</summary>
     private const int SampleSize = 50;
     private static readonly TimeSpan DefaultTimeLimit = TimeSpan.FromSeconds(20);
-    private const int DefaultOps = 5000;
+    private const int DefaultOps = 10_000;
 
     public static RunSpec FromSeed(long seed, SpecConstraints constraints)
     {

@@ -86,7 +86,7 @@ public static class CommandLine
                 new OptionSpec("workload", "W", "register (read/write/cas per key), set (unique inserts, final read) or large (multi-MiB objects, digests); default: generated from the seed"),
                 new OptionSpec("nemesis", "LIST", "fault kinds, comma-separated: kill, pause, kill-master, partition, ... or none (default kill,pause)"),
                 new OptionSpec("time", "SECONDS", "time limit of the workload (default 20)"),
-                new OptionSpec("ops", "N", "upper bound on operations (default 5000)"),
+                new OptionSpec("ops", "N", "upper bound on operations (default 10000)"),
                 new OptionSpec("clients", "N", "concurrent clients (default: generated, 2..6)"),
                 new OptionSpec("seed", "N", "seed of the generated spec (default: random, printed); the same seed gives the same spec"),
                 new OptionSpec("shrink", "N", "when invalid, re-run up to N smaller specs and report the smallest still invalid (default 0)"),
