@@ -1,0 +1,127 @@
+using System.Text;
+using Chain.Consistency;
+using Chain.Harness.Faults;
+using Xunit.Abstractions;
+
+namespace Chain.Jepsen.Tests;
+
+/// <summary>Short runs against real server processes with real faults: a correct cluster must come out valid.</summary>
+[Trait("Category", "Integration")]
+public sealed class RunnerIntegrationTests : IDisposable
+{
+    private readonly ITestOutputHelper _output;
+    private readonly string _directory = Path.Combine(Path.GetTempPath(), $"chain-jepsen-tests-{Guid.NewGuid():N}");
+
+    public RunnerIntegrationTests(ITestOutputHelper output) => _output = output;
+
+    private RunnerOptions Options => new()
+    {
+        OutputDirectory = _directory,
+        CheckBudget = TimeSpan.FromSeconds(20),
+        Log = new OutputWriter(_output),
+    };
+
+    [Fact]
+    public async Task A_register_run_with_kill_and_pause_is_valid()
+    {
+        var spec = new RunSpec
+        {
+            Seed = 11,
+            Workload = Workload.Register,
+            Clients = 4,
+            Keys = 3,
+            KeyWeights = new[] { 1, 1, 1 },
+            OpsPerKey = 20,
+            Ops = 20_000,
+            TimeLimit = TimeSpan.FromSeconds(13),
+            Mix = new OpMix(2, 2, 1),
+            Faults = new[]
+            {
+                // Longer than a read lease (1.5 s), shorter than the failure timeout: the node stays in its chains.
+                new ScheduledFault(TimeSpan.FromSeconds(1.5), new Fault(FaultKind.PauseNode, 2, TimeSpan.FromSeconds(2.5))),
+                // Longer than the failure timeout: removed from its chains, then rejoins with a sync.
+                new ScheduledFault(TimeSpan.FromSeconds(5), new Fault(FaultKind.KillNode, 0, TimeSpan.FromSeconds(4))),
+            },
+        };
+
+        RunResult result = await Runner.RunAsync(spec, Options);
+        Report(result);
+
+        Assert.Null(result.Error);
+        Assert.Equal(Verdict.Valid, result.Verdict);
+        Assert.Equal(0, result.ExitCode);
+        Assert.Equal(2, result.Faults.Count);
+        Assert.StartsWith("SIGSTOP node3", result.Faults[0].Description, StringComparison.Ordinal);
+        Assert.StartsWith("SIGKILL node1", result.Faults[1].Description, StringComparison.Ordinal);
+        Assert.All(result.Faults, f => Assert.True(f.EndTicks > f.StartTicks));
+        Assert.True(result.Stats.Ok > 100, $"only {result.Stats.Ok} operations succeeded");
+        Assert.Contains(result.History, o => o.Kind == OpKind.Cas && o.Status == OpStatus.Ok && o.Output == Operation.CasOk);
+        Assert.Equal(result.History.Count, History.Load(result.HistoryPath).Count);
+    }
+
+    [Fact]
+    public async Task A_set_run_with_kill_is_valid()
+    {
+        var spec = new RunSpec
+        {
+            Seed = 12,
+            Workload = Workload.Set,
+            Clients = 3,
+            Keys = 1,
+            KeyWeights = new[] { 1 },
+            Ops = 20_000,
+            TimeLimit = TimeSpan.FromSeconds(10),
+            Mix = new OpMix(0, 1, 0),
+            Faults = new[] { new ScheduledFault(TimeSpan.FromSeconds(2), new Fault(FaultKind.KillNode, 1, TimeSpan.FromSeconds(4))) },
+        };
+
+        RunResult result = await Runner.RunAsync(spec, Options);
+        Report(result);
+
+        Assert.Null(result.Error);
+        Assert.Equal(Verdict.Valid, result.Verdict);
+        Assert.NotNull(result.Check.Set);
+        Assert.Empty(result.Check.Set!.Lost);
+        Assert.StartsWith("SIGKILL node2", Assert.Single(result.Faults).Description, StringComparison.Ordinal);
+        Assert.True(result.History.Count(o => o.Kind == OpKind.Write && o.Status == OpStatus.Ok) > 50);
+    }
+
+    private void Report(RunResult result)
+    {
+        _output.WriteLine(result.Summary());
+        foreach (string line in result.Check.Problems.Concat(result.Notes))
+            _output.WriteLine(line);
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(_directory, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+
+    /// <summary>The runner's progress lines into the test output.</summary>
+    private sealed class OutputWriter(ITestOutputHelper output) : TextWriter
+    {
+        public override Encoding Encoding => Encoding.UTF8;
+
+        public override void WriteLine(string? value)
+        {
+            try
+            {
+                output.WriteLine(value ?? "");
+            }
+            catch (InvalidOperationException)
+            {
+                // The test has finished.
+            }
+        }
+    }
+}
