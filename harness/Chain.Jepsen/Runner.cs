@@ -59,21 +59,32 @@ public static class Runner
         RunResult first = await RunAsync(spec, options, cancellationToken).ConfigureAwait(false);
         if (first.Verdict != Verdict.Invalid || maxShrinkRuns <= 0)
             return (first, null);
-        var shrinker = SpecGenerator.Arbitrary(constraints);
+        ShrinkResult shrunk = await ShrinkAsync(first, (candidate, ct) => RunAsync(candidate, options, ct),
+            SpecGenerator.Arbitrary(constraints), maxShrinkRuns, options.Log, cancellationToken).ConfigureAwait(false);
+        return (first, shrunk);
+    }
+
+    /// <summary>
+    /// Greedy shrinking of an invalid run: tries the shrinker's candidates in order, moves to the first one whose run
+    /// is still invalid and starts over from it; stops when no candidate fails or after <paramref name="maxRuns"/> runs.
+    /// </summary>
+    internal static async Task<ShrinkResult> ShrinkAsync(RunResult first, Func<RunSpec, CancellationToken, Task<RunResult>> run,
+        FsCheck.Arbitrary<RunSpec> shrinker, int maxRuns, TextWriter? log, CancellationToken cancellationToken)
+    {
         RunResult smallest = first;
         int runs = 0;
         bool improved = true;
-        while (improved && runs < maxShrinkRuns)
+        while (improved && runs < maxRuns)
         {
             improved = false;
             foreach (RunSpec candidate in shrinker.Shrinker(smallest.Spec))
             {
-                if (runs >= maxShrinkRuns)
+                if (runs >= maxRuns)
                     break;
                 runs++;
-                options.Log?.WriteLine($"shrink {runs}/{maxShrinkRuns}: {candidate.Describe()}");
-                RunResult result = await RunAsync(candidate, options, cancellationToken).ConfigureAwait(false);
-                options.Log?.WriteLine($"shrink {runs}/{maxShrinkRuns}: {result.Verdict}");
+                log?.WriteLine($"shrink {runs}/{maxRuns}: {candidate.Describe()}");
+                RunResult result = await run(candidate, cancellationToken).ConfigureAwait(false);
+                log?.WriteLine($"shrink {runs}/{maxRuns}: {result.Verdict}");
                 if (result.Verdict == Verdict.Invalid)
                 {
                     smallest = result;
@@ -82,7 +93,7 @@ public static class Runner
                 }
             }
         }
-        return (first, new ShrinkResult(first, smallest, runs));
+        return new ShrinkResult(first, smallest, runs);
     }
 
     /// <summary>How an operation that threw ended: definitely not applied (fail) or unknown (info).</summary>

@@ -139,3 +139,41 @@ public sealed class SpecGeneratorTests
         Assert.Equal(new[] { 0, 1, 2 }, plans.Select(p => p.Slot).Distinct().Order());
     }
 }
+
+public sealed class ShrinkLoopTests
+{
+    private static RunResult Result(RunSpec spec, Verdict verdict) => new(spec, verdict,
+        new CheckReport(verdict, null, null, Array.Empty<string>(), TimeSpan.Zero), Array.Empty<Operation>(), Array.Empty<FaultEvent>(),
+        "", "", 1, new RunStats(0, 0, 0, 0, new Dictionary<string, int>(), TimeSpan.Zero, TimeSpan.Zero), Array.Empty<string>(), null);
+
+    [Fact]
+    public async Task The_shrink_loop_keeps_the_smallest_failing_spec_within_its_run_budget()
+    {
+        var constraints = new SpecConstraints { FaultKinds = new[] { FaultKind.KillNode, FaultKind.PauseNode }, TimeLimit = TimeSpan.FromSeconds(40), Clients = 6 };
+        RunSpec spec = SpecGenerator.FromSeed(3, constraints);
+        spec = spec with { Faults = spec.Faults.Prepend(new ScheduledFault(TimeSpan.FromSeconds(1), new Fault(FaultKind.PauseNode, 0, TimeSpan.FromSeconds(2)))).ToArray() };
+        // The "bug": shows up only with a pause and at least two clients.
+        int runs = 0;
+        Task<RunResult> Run(RunSpec s, CancellationToken _)
+        {
+            runs++;
+            bool fails = s.Clients >= 2 && s.Faults.Any(f => f.Fault.Kind == FaultKind.PauseNode);
+            return Task.FromResult(Result(s, fails ? Verdict.Invalid : Verdict.Valid));
+        }
+
+        ShrinkResult shrunk = await Runner.ShrinkAsync(Result(spec, Verdict.Invalid), Run, SpecGenerator.Arbitrary(constraints), 200, null, default);
+        Assert.Equal(runs, shrunk.Runs);
+        Assert.True(shrunk.Runs <= 200);
+        RunSpec smallest = shrunk.Smallest.Spec;
+        Assert.Equal(Verdict.Invalid, shrunk.Smallest.Verdict);
+        Assert.Equal(FaultKind.PauseNode, Assert.Single(smallest.Faults).Fault.Kind);
+        Assert.Equal(2, smallest.Clients);
+        Assert.Equal(1, smallest.Keys);
+        Assert.True(smallest.Size < spec.Size);
+
+        runs = 0;
+        ShrinkResult bounded = await Runner.ShrinkAsync(Result(spec, Verdict.Invalid), Run, SpecGenerator.Arbitrary(constraints), 3, null, default);
+        Assert.Equal(3, bounded.Runs);
+        Assert.Equal(3, runs);
+    }
+}
