@@ -143,6 +143,7 @@ public static class Runner
         private readonly int[] _slotCounts;
         private StreamWriter? _historyWriter;
         private long _start;
+        private bool _workloadStarted;
         private int _nextOpId;
         private int _issued;
         private long _nextValue;
@@ -160,7 +161,10 @@ public static class Runner
 
         private long Now => Stopwatch.GetTimestamp() - _start;
 
-        private void Log(string line) => _options.Log?.WriteLine($"[{Stopwatch.GetElapsedTime(_start).TotalSeconds,7:0.00}s] {line}");
+        /// <summary>A progress line, stamped with the time since the workload started (the history's clock), or "setup".</summary>
+        private void Log(string line) => _options.Log?.WriteLine(_workloadStarted
+            ? $"[{Stopwatch.GetElapsedTime(_start).TotalSeconds,7:0.00}s] {line}"
+            : $"[  setup ] {line}");
 
         private void Note(string line)
         {
@@ -220,9 +224,9 @@ public static class Runner
             Operation[] history;
             lock (_historyGate)
                 history = _history.ToArray();
-            CheckReport check = error is null
-                ? HistoryChecks.Check(_spec.Workload, history, _options.CheckBudget)
-                : new CheckReport(Verdict.Unknown, null, null, new[] { error }, TimeSpan.Zero);
+            CheckReport check = HistoryChecks.Check(_spec.Workload, history, _options.CheckBudget);
+            if (error is not null)
+                check = check with { Problems = check.Problems.Append(error).ToArray() };
             // A run that failed part-way can still prove an anomaly; it can never prove validity.
             Verdict verdict = check.Verdict == Verdict.Invalid ? Verdict.Invalid : error is null ? check.Verdict : Verdict.Unknown;
             CopyLogs(clusterDirectory);
@@ -243,6 +247,7 @@ public static class Runner
         {
             await using CompositeNemesis nemesis = NemesisCatalog.Create(_cluster!, _spec.Faults.Select(f => f.Fault.Kind), _options.Nemeses);
             _start = Stopwatch.GetTimestamp(); // time 0 of the history and the fault schedule
+            _workloadStarted = true;
             long deadline = _start + (long)(_spec.TimeLimit.TotalSeconds * Stopwatch.Frequency);
             using var workloadDone = CancellationTokenSource.CreateLinkedTokenSource(ct);
             Task nemesisTask = NemesisAsync(nemesis, workloadDone.Token);
