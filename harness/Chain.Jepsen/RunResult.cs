@@ -22,6 +22,7 @@ public sealed record RunStats(
 /// <param name="TicksPerSecond">Frequency of the monotonic clock of every tick in the history and fault events.</param>
 /// <param name="Notes">Things worth knowing that are not anomalies (unexpected process exits, slow settling, ...).</param>
 /// <param name="Error">Set when the run itself failed (the cluster did not start, ...): the verdict is then unknown.</param>
+/// <param name="ClusterDirectory">The cluster's data, kept when the run was not valid (null once deleted).</param>
 public sealed record RunResult(
     RunSpec Spec,
     Verdict Verdict,
@@ -33,7 +34,8 @@ public sealed record RunResult(
     long TicksPerSecond,
     RunStats Stats,
     IReadOnlyList<string> Notes,
-    string? Error)
+    string? Error,
+    string? ClusterDirectory)
 {
     public int ExitCode => HistoryChecks.ExitCode(Verdict);
 

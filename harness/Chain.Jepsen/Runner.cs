@@ -230,13 +230,19 @@ public static class Runner
             // A run that failed part-way can still prove an anomaly; it can never prove validity.
             Verdict verdict = check.Verdict == Verdict.Invalid ? Verdict.Invalid : error is null ? check.Verdict : Verdict.Unknown;
             CopyLogs(clusterDirectory);
+            string? keptData = clusterDirectory;
             if (verdict == Verdict.Valid && !_options.KeepClusterData)
+            {
                 TryDeleteDirectory(clusterDirectory);
+                keptData = null;
+            }
             else
+            {
                 Note($"cluster data kept in {clusterDirectory}");
+            }
 
             var result = new RunResult(_spec, verdict, check, history, _faultEvents.ToArray(), _runDirectory, _historyPath,
-                Stopwatch.Frequency, Stats(history, workloadTime, total.Elapsed), _notes.ToArray(), error);
+                Stopwatch.Frequency, Stats(history, workloadTime, total.Elapsed), _notes.ToArray(), error, keptData);
             await WriteResultAsync(result).ConfigureAwait(false);
             return result;
         }
