@@ -3,8 +3,13 @@ using Chain.Harness.Faults;
 
 namespace Chain.Jepsen;
 
-/// <summary>A nemesis implementation the runner can use: the fault kinds it injects and how to build one for a cluster.</summary>
-public sealed record NemesisFactory(string Name, IReadOnlyList<FaultKind> Kinds, Func<LocalCluster, INemesis> Create);
+/// <summary>
+/// A nemesis implementation the runner can use: the fault kinds it injects, how to build one for a cluster, and what
+/// the cluster needs for it (<paramref name="Prepare"/> adjusts the options before start-up, e.g. a network namespace
+/// per process for a network nemesis; called only when the spec schedules one of <paramref name="Kinds"/>).
+/// </summary>
+public sealed record NemesisFactory(string Name, IReadOnlyList<FaultKind> Kinds, Func<LocalCluster, INemesis> Create,
+    Action<LocalClusterOptions>? Prepare = null);
 
 /// <summary>
 /// The names of fault kinds on the command line, and the nemesis implementations behind them. A run builds one
@@ -31,7 +36,8 @@ public static class NemesisCatalog
     };
 
     /// <summary>
-    /// The nemeses a run is built from, in routing order. Adding one (network, disk, clock) is one line here.
+    /// The nemeses a run is built from, in routing order. Adding one is one line here, e.g.
+    /// <c>new NemesisFactory("network", NetworkKinds, c =&gt; new NetworkNemesis(c), o =&gt; o.Network = ...)</c>.
     /// </summary>
     public static readonly IReadOnlyList<NemesisFactory> Factories = new[]
     {
@@ -62,6 +68,19 @@ public static class NemesisCatalog
                 kinds.Add(kind);
         }
         return kinds;
+    }
+
+    /// <summary>Lets every factory that injects one of <paramref name="needed"/> adjust the cluster's options.</summary>
+    public static void PrepareCluster(LocalClusterOptions options, IEnumerable<FaultKind> needed, IEnumerable<NemesisFactory>? factories = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(needed);
+        var kinds = needed.ToHashSet();
+        foreach (NemesisFactory factory in factories ?? Factories)
+        {
+            if (factory.Kinds.Any(kinds.Contains))
+                factory.Prepare?.Invoke(options);
+        }
     }
 
     /// <summary>One nemesis for <paramref name="cluster"/> that routes every kind in <paramref name="needed"/>.</summary>

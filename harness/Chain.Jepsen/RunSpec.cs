@@ -115,5 +115,8 @@ public sealed record RunSpec
         Require(FailureTimeout >= TimeSpan.FromMilliseconds(500), "the failure timeout must be at least 500 ms");
         Require(OpTimeout > TimeSpan.Zero, "the op timeout must be positive");
         Require(ObjectBytes is >= 1 and <= 64 * 1024 * 1024, "object bytes must be in 1..64 MiB");
+        Require(Faults.All(f => f.At >= TimeSpan.Zero && f.Fault.Duration > TimeSpan.Zero), "faults need a start >= 0 and a positive duration");
+        Require(Faults.Where(f => f.Fault.Kind == FaultKind.PauseNode).All(f => f.Fault.Duration > Lease),
+            $"a pause must outlast a read lease ({Lease.TotalMilliseconds:0} ms, half the failure timeout)");
     }
 }

@@ -185,14 +185,16 @@ public static class Runner
             Log($"run {_spec.Describe()}");
             try
             {
-                _cluster = await LocalCluster.StartAsync(new LocalClusterOptions
+                var clusterOptions = new LocalClusterOptions
                 {
                     Nodes = _spec.Nodes,
                     Chains = _spec.Chains,
                     FailureTimeout = _spec.FailureTimeout,
                     DataDirectory = clusterDirectory,
                     ServerDllPath = _options.ServerDllPath,
-                }, ct).ConfigureAwait(false);
+                };
+                NemesisCatalog.PrepareCluster(clusterOptions, _spec.Faults.Select(f => f.Fault.Kind), _options.Nemeses);
+                _cluster = await LocalCluster.StartAsync(clusterOptions, ct).ConfigureAwait(false);
                 _cluster.UnexpectedExit += (process, code) => Note($"{process.Name} (pid {process.Pid}) exited unexpectedly with code {code}");
                 await using (_cluster.ConfigureAwait(false))
                 {

@@ -58,3 +58,21 @@ public sealed class NemesisTests
         Assert.Throws<ArgumentException>(() => NemesisCatalog.Parse("partition", onlyProcess));
     }
 }
+
+public sealed class NemesisPreparationTests
+{
+    [Fact]
+    public void Only_the_nemeses_a_spec_uses_prepare_the_cluster()
+    {
+        var prepared = new List<string>();
+        NemesisFactory[] factories =
+        {
+            new("process", new[] { FaultKind.KillNode }, _ => throw new InvalidOperationException(), _ => prepared.Add("process")),
+            new("network", new[] { FaultKind.PartitionHalves }, _ => throw new InvalidOperationException(), o => { prepared.Add("network"); o.Chains = 7; }),
+        };
+        var options = new Chain.Harness.LocalClusterOptions { DataDirectory = "/tmp/unused" };
+        NemesisCatalog.PrepareCluster(options, new[] { FaultKind.PartitionHalves }, factories);
+        Assert.Equal(new[] { "network" }, prepared);
+        Assert.Equal(7, options.Chains);
+    }
+}

@@ -34,6 +34,16 @@ public sealed class SpecGeneratorTests
     }
 
     [Fact]
+    public void Seeds_cover_every_workload_and_a_range_of_clients()
+    {
+        var specs = Enumerable.Range(1, 60).Select(s => SpecGenerator.FromSeed(s, Constraints)).ToList();
+        Assert.Equal(3, specs.Select(s => s.Workload).Distinct().Count());
+        Assert.True(specs.Select(s => s.Clients).Distinct().Count() >= 4);
+        Assert.Contains(specs, s => s.Faults.Count > 1);
+        Assert.Contains(specs, s => s.Mix.Cas > 0);
+    }
+
+    [Fact]
     public void A_spec_survives_its_json_round_trip()
     {
         RunSpec spec = SpecGenerator.FromSeed(1234, Constraints);

@@ -8,6 +8,8 @@ namespace Chain.Cli;
 /// <summary><c>chain check</c>: one Jepsen-style run (and optional shrinking). Exit codes 0 valid, 1 invalid, 2 unknown.</summary>
 internal static class CheckCommand
 {
+    public const int Unknown = 2;
+
     public static async Task<int> RunAsync(ParsedCommand command, CliIo io)
     {
         RunSpec spec;
@@ -34,7 +36,19 @@ internal static class CheckCommand
         io.Out.WriteLine($"chain check: seed {seed} (replay with --seed {seed}; the spec replays exactly, the cluster's timing does not)");
         io.Out.WriteLine($"spec: {spec.Describe()}");
         io.Out.Flush();
-        (RunResult first, ShrinkResult? shrunk) = await Runner.RunAndShrinkAsync(spec, options, shrink, constraints, io.Cancellation).ConfigureAwait(false);
+        RunResult first;
+        ShrinkResult? shrunk;
+        try
+        {
+            (first, shrunk) = await Runner.RunAndShrinkAsync(spec, options, shrink, constraints, io.Cancellation).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            // Interrupted, or the runner itself failed: nothing was decided, so the verdict is unknown (never 1).
+            string what = e is OperationCanceledException && io.Cancellation.IsCancellationRequested ? "cancelled" : $"{e.GetType().Name}: {e.Message}";
+            io.Err.WriteLine($"chain check: seed {seed}: UNKNOWN - {what}");
+            return Unknown;
+        }
         PrintProblems(first, io);
         if (shrunk is not null)
         {
