@@ -50,6 +50,12 @@ public class CliAppTests
     [InlineData("up|--nodes|2|--replicas|3")]
     [InlineData("--master|localhost|status")]
     [InlineData("help|nope")]
+    [InlineData("check|--nemesis|gremlins")]
+    [InlineData("check|--workload|bank")]
+    [InlineData("check|--clients|0")]
+    [InlineData("check|--read-from|nowhere")]
+    [InlineData("check|--shrink|-1")]
+    [InlineData("check|--spec|/nonexistent/spec.json")]
     public async Task Usage_errors_exit_2_with_an_error_line_and_usage(string joined)
     {
         Run run = await RunAsync(Split(joined));

@@ -117,7 +117,7 @@ internal static class CheckCommand
             spec.Validate();
             return spec;
         }
-        catch (Exception e) when (e is System.Text.Json.JsonException or ArgumentException)
+        catch (Exception e) when (e is System.Text.Json.JsonException or ArgumentException or IOException or UnauthorizedAccessException)
         {
             throw new UsageException($"--spec {file}: {e.Message}", commandName);
         }
