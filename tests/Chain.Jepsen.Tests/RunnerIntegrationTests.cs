@@ -86,6 +86,38 @@ public sealed class RunnerIntegrationTests : IDisposable
         Assert.True(result.History.Count(o => o.Kind == OpKind.Write && o.Status == OpStatus.Ok) > 50);
     }
 
+    [Fact]
+    public async Task A_large_object_run_with_pause_is_valid()
+    {
+        var spec = new RunSpec
+        {
+            Seed = 14,
+            Workload = Workload.Large,
+            Clients = 3,
+            Keys = 2,
+            KeyWeights = new[] { 1, 1 },
+            OpsPerKey = 6,
+            Ops = 400,
+            TimeLimit = TimeSpan.FromSeconds(8),
+            Mix = new OpMix(1, 1, 0),
+            ObjectBytes = 1536 * 1024, // two chunks
+            Faults = new[] { new ScheduledFault(TimeSpan.FromSeconds(2), new Fault(FaultKind.PauseNode, 0, TimeSpan.FromSeconds(2))) },
+        };
+
+        RunResult result = await Runner.RunAsync(spec, Options);
+        Report(result);
+
+        Assert.Null(result.Error);
+        Assert.Equal(Verdict.Valid, result.Verdict);
+        Assert.StartsWith("SIGSTOP node1", Assert.Single(result.Faults).Description, StringComparison.Ordinal);
+        Assert.True(result.History.Count(o => o.Kind == OpKind.Write && o.Status == OpStatus.Ok) > 5, "too few large writes succeeded");
+        var written = result.History.Where(o => o.Kind == OpKind.Write && o.Status != OpStatus.Fail).Select(o => o.Input).ToHashSet();
+        // Reads saw whole objects: every digest read is the digest of a write that may have taken effect.
+        Assert.All(result.History.Where(o => o.Kind == OpKind.Read && o.Status == OpStatus.Ok && o.Output is not null),
+            o => Assert.Contains(o.Output, written));
+        Assert.Contains(result.History, o => o.Kind == OpKind.Read && o.Status == OpStatus.Ok && o.Output is not null);
+    }
+
     private void Report(RunResult result)
     {
         _output.WriteLine(result.Summary());
