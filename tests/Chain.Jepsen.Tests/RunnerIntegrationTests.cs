@@ -7,6 +7,7 @@ namespace Chain.Jepsen.Tests;
 
 /// <summary>Short runs against real server processes with real faults: a correct cluster must come out valid.</summary>
 [Trait("Category", "Integration")]
+[Collection(RealClusters.Name)]
 public sealed class RunnerIntegrationTests : IDisposable
 {
     private readonly ITestOutputHelper _output;

@@ -1,6 +1,7 @@
 using Chain.Consistency;
 using Chain.Harness;
 using Chain.Harness.Faults;
+using Xunit.Abstractions;
 
 namespace Chain.Jepsen.Tests;
 
@@ -10,9 +11,13 @@ namespace Chain.Jepsen.Tests;
 /// gone, and the same run that passes under the model's faults must come out invalid (exit code 1).
 /// </summary>
 [Trait("Category", "Integration")]
+[Collection(RealClusters.Name)]
 public sealed class SabotageTests : IDisposable
 {
+    private readonly ITestOutputHelper _output;
     private readonly string _directory = Path.Combine(Path.GetTempPath(), $"chain-jepsen-sabotage-{Guid.NewGuid():N}");
+
+    public SabotageTests(ITestOutputHelper output) => _output = output;
 
     /// <summary>Routes <see cref="FaultKind.Corrupt"/> to "kill every node, delete its data, start it again".</summary>
     private sealed class WipeEveryNodeNemesis(LocalCluster cluster) : INemesis
@@ -61,6 +66,9 @@ public sealed class SabotageTests : IDisposable
 
         RunResult result = await Runner.RunAsync(spec, options);
         _clusterDirectory = result.ClusterDirectory;
+        _output.WriteLine(result.Summary());
+        foreach (string line in result.Check.Problems.Concat(result.Notes))
+            _output.WriteLine(line);
 
         Assert.Equal(Verdict.Invalid, result.Verdict);
         Assert.Equal(1, result.ExitCode);
