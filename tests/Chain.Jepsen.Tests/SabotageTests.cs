@@ -52,9 +52,9 @@ public sealed class SabotageTests : IDisposable
             Keys = 1,
             KeyWeights = new[] { 1 },
             Ops = 20_000,
-            TimeLimit = TimeSpan.FromSeconds(7),
+            TimeLimit = TimeSpan.FromSeconds(8),
             Mix = new OpMix(0, 1, 0),
-            Faults = new[] { new ScheduledFault(TimeSpan.FromSeconds(3), new Fault(FaultKind.Corrupt, 0, TimeSpan.FromMilliseconds(500))) },
+            Faults = new[] { new ScheduledFault(TimeSpan.FromSeconds(4), new Fault(FaultKind.Corrupt, 0, TimeSpan.FromMilliseconds(500))) },
         };
         var options = new RunnerOptions
         {
