@@ -23,7 +23,7 @@ public sealed class RunnerIntegrationTests : IDisposable
     };
 
     [Fact]
-    public async Task A_register_run_with_kill_and_pause_is_valid()
+    public async Task A_register_run_with_kill_pause_and_master_kill_is_valid()
     {
         var spec = new RunSpec
         {
@@ -34,7 +34,7 @@ public sealed class RunnerIntegrationTests : IDisposable
             KeyWeights = new[] { 1, 1, 1 },
             OpsPerKey = 20,
             Ops = 20_000,
-            TimeLimit = TimeSpan.FromSeconds(13),
+            TimeLimit = TimeSpan.FromSeconds(14),
             Mix = new OpMix(2, 2, 1),
             Faults = new[]
             {
@@ -42,6 +42,8 @@ public sealed class RunnerIntegrationTests : IDisposable
                 new ScheduledFault(TimeSpan.FromSeconds(1.5), new Fault(FaultKind.PauseNode, 2, TimeSpan.FromSeconds(2.5))),
                 // Longer than the failure timeout: removed from its chains, then rejoins with a sync.
                 new ScheduledFault(TimeSpan.FromSeconds(5), new Fault(FaultKind.KillNode, 0, TimeSpan.FromSeconds(4))),
+                // Nodes keep serving with their last table until their leases run out, then wait for the new master.
+                new ScheduledFault(TimeSpan.FromSeconds(10), new Fault(FaultKind.KillMaster, 0, TimeSpan.FromSeconds(2))),
             },
         };
 
@@ -51,9 +53,10 @@ public sealed class RunnerIntegrationTests : IDisposable
         Assert.Null(result.Error);
         Assert.Equal(Verdict.Valid, result.Verdict);
         Assert.Equal(0, result.ExitCode);
-        Assert.Equal(2, result.Faults.Count);
+        Assert.Equal(3, result.Faults.Count);
         Assert.StartsWith("SIGSTOP node3", result.Faults[0].Description, StringComparison.Ordinal);
         Assert.StartsWith("SIGKILL node1", result.Faults[1].Description, StringComparison.Ordinal);
+        Assert.StartsWith("SIGKILL master", result.Faults[2].Description, StringComparison.Ordinal);
         Assert.All(result.Faults, f => Assert.True(f.EndTicks > f.StartTicks));
         Assert.True(result.Stats.Ok > 100, $"only {result.Stats.Ok} operations succeeded");
         Assert.Contains(result.History, o => o.Kind == OpKind.Cas && o.Status == OpStatus.Ok && o.Output == Operation.CasOk);

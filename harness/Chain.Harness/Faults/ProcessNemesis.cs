@@ -107,7 +107,10 @@ public sealed class ProcessNemesis : INemesis
         }
     }
 
-    /// <summary>Resumes every paused node, restarts the master if it is down, then every killed node.</summary>
+    /// <summary>
+    /// Resumes every paused node, restarts the master if it is down, then every killed node; each step is tried even
+    /// when an earlier one failed, and the failures are rethrown together at the end.
+    /// </summary>
     public async Task HealAllAsync(CancellationToken cancellationToken)
     {
         int[] paused;
@@ -117,11 +120,30 @@ public sealed class ProcessNemesis : INemesis
             paused = _paused.ToArray();
             killed = _killed.ToArray();
         }
-        foreach (int index in paused)
+        var steps = new List<Func<Task>>();
+        steps.AddRange(paused.Select(index => (Func<Task>)(() =>
+        {
             ResumeNode(index);
-        await RestartMasterAsync(cancellationToken).ConfigureAwait(false);
-        foreach (int index in killed)
-            await RestartNodeAsync(index, cancellationToken).ConfigureAwait(false);
+            return Task.CompletedTask;
+        })));
+        steps.Add(() => RestartMasterAsync(cancellationToken));
+        steps.AddRange(killed.Select(index => (Func<Task>)(() => RestartNodeAsync(index, cancellationToken))));
+        var errors = new List<Exception>();
+        foreach (Func<Task> step in steps)
+        {
+            try
+            {
+                await step().ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            {
+                errors.Add(e);
+            }
+        }
+        if (errors.Count == 1)
+            throw errors[0];
+        if (errors.Count > 1)
+            throw new AggregateException("healing process faults failed more than once", errors);
     }
 
     public ValueTask DisposeAsync()
