@@ -21,9 +21,6 @@ public sealed record CheckResult(
     string? InvalidKey,
     IReadOnlyList<int> Witness);
 
-/// <summary>Register model state: the current value of one key (null = absent). Immutable, value equality.</summary>
-public sealed record RegisterState(string? Value);
-
 /// <summary>
 /// Wing–Gong linearizability search with Lowe's memoization, partitioned by key (as in Porcupine).
 /// </summary>
@@ -77,36 +74,6 @@ public static class LinearizabilityChecker
         OpStatus.Info => op with { ReturnTicks = long.MaxValue, Output = null },
         _ => op,
     };
-
-    /// <summary>Applies <paramref name="op"/> to <paramref name="state"/>; returns null when the op's output is impossible in that state.</summary>
-    private static RegisterState? Step(RegisterState state, Operation op)
-    {
-        var indeterminate = op.Status == OpStatus.Info;
-        switch (op.Kind)
-        {
-            case OpKind.Read:
-                return string.Equals(state.Value, op.Output, StringComparison.Ordinal) ? state : null;
-            case OpKind.Write:
-                return new RegisterState(op.Input);
-            case OpKind.Cas:
-                var matches = string.Equals(state.Value, op.ExpectedOld, StringComparison.Ordinal);
-                if (indeterminate)
-                {
-                    // Output matches anything: succeeds if it can, otherwise behaves as a failed CAS.
-                    // "Never applied" is covered by linearizing it last, which its infinite return allows.
-                    return matches ? new RegisterState(op.Input) : state;
-                }
-
-                if (string.Equals(op.Output, Operation.CasOk, StringComparison.Ordinal))
-                {
-                    return matches ? new RegisterState(op.Input) : null;
-                }
-
-                return matches ? null : state;
-            default:
-                return null;
-        }
-    }
 
     private sealed class Entry
     {
@@ -195,12 +162,18 @@ public static class LinearizabilityChecker
 
     private static KeyResult CheckKey(string key, List<Operation> ops, Stopwatch stopwatch, TimeSpan budget)
     {
+        var model = new KeyModel(ops);
         var head = BuildList(ops);
         var linearized = new Bitset(ops.Count);
         var memo = new HashSet<MemoKey>();
-        var stack = new Stack<(Entry Call, RegisterState State)>();
-        var state = new RegisterState(null);
-        var longest = Array.Empty<int>();
+        var stackCalls = new Entry[ops.Count];
+        var stackStates = new int[ops.Count];
+        var depth = 0;
+        var state = KeyModel.Absent;
+        // The longest linearized prefix seen; positions below lowWater have not changed since it was copied.
+        var longest = new int[ops.Count];
+        var longestLength = 0;
+        var lowWater = 0;
         var iterations = 0;
 
         var entry = head.Next;
@@ -208,23 +181,33 @@ public static class LinearizabilityChecker
         {
             if (++iterations % BudgetCheckInterval == 0 && stopwatch.Elapsed > budget)
             {
-                return new KeyResult(key, Verdict.Unknown, ops.Count, longest);
+                return new KeyResult(key, Verdict.Unknown, ops.Count, longest[..longestLength]);
             }
 
             if (entry!.IsCall)
             {
-                var next = Step(state, ops[entry.Index]);
-                if (next is not null)
+                var next = model.Step(state, entry.Index);
+                if (next != KeyModel.Impossible)
                 {
                     linearized.Set(entry.Index);
-                    if (memo.Add(new MemoKey(linearized.Snapshot(), next)))
+                    // Probe with the live bitset; copy it only when the pair is new.
+                    if (!memo.Contains(new MemoKey(linearized.Words, next, linearized.Hash)))
                     {
-                        stack.Push((entry, state));
+                        memo.Add(new MemoKey(linearized.Snapshot(), next, linearized.Hash));
+                        stackCalls[depth] = entry;
+                        stackStates[depth] = state;
+                        depth++;
                         state = next;
                         Lift(entry);
-                        if (stack.Count > longest.Length)
+                        if (depth > longestLength)
                         {
-                            longest = Witness(stack, ops);
+                            for (var i = lowWater; i < depth; i++)
+                            {
+                                longest[i] = ops[stackCalls[i].Index].Id;
+                            }
+
+                            longestLength = depth;
+                            lowWater = depth;
                         }
 
                         entry = head.Next;
@@ -238,13 +221,15 @@ public static class LinearizabilityChecker
             }
             else
             {
-                if (stack.Count == 0)
+                if (depth == 0)
                 {
-                    return new KeyResult(key, Verdict.Invalid, ops.Count, longest);
+                    return new KeyResult(key, Verdict.Invalid, ops.Count, longest[..longestLength]);
                 }
 
-                var (call, previous) = stack.Pop();
-                state = previous;
+                depth--;
+                var call = stackCalls[depth];
+                state = stackStates[depth];
+                lowWater = Math.Min(lowWater, depth);
                 linearized.Clear(call.Index);
                 Unlift(call);
                 entry = call.Next;
@@ -254,56 +239,131 @@ public static class LinearizabilityChecker
         return new KeyResult(key, Verdict.Valid, ops.Count, []);
     }
 
-    private static int[] Witness(Stack<(Entry Call, RegisterState State)> stack, List<Operation> ops)
+    /// <summary>
+    /// One key's register model over interned values: state 0 is "absent", every distinct value a small integer,
+    /// so states are ints and a step compares integers.
+    /// </summary>
+    private sealed class KeyModel
     {
-        var ids = new int[stack.Count];
-        var i = ids.Length;
-        foreach (var (call, _) in stack) // enumerates top first
+        public const int Absent = 0;
+        public const int Impossible = -1;
+        private readonly OpKind[] kinds;
+        private readonly bool[] indeterminate;
+        private readonly bool[] casOk;
+        private readonly int[] input;
+        private readonly int[] expected;
+        private readonly int[] output;
+
+        public KeyModel(List<Operation> ops)
         {
-            ids[--i] = ops[call.Index].Id;
-        }
-
-        return ids;
-    }
-
-    /// <summary>Mutable bitset used during the search; snapshots are immutable copies for the memo.</summary>
-    private sealed class Bitset(int size)
-    {
-        private readonly ulong[] words = new ulong[(size + 63) / 64];
-
-        public void Set(int i) => words[i >> 6] |= 1UL << (i & 63);
-
-        public void Clear(int i) => words[i >> 6] &= ~(1UL << (i & 63));
-
-        public ulong[] Snapshot() => (ulong[])words.Clone();
-    }
-
-    /// <summary>(linearized set, model state) pair with value equality. The word array is never mutated after creation.</summary>
-    private readonly struct MemoKey : IEquatable<MemoKey>
-    {
-        private readonly ulong[] words;
-        private readonly RegisterState state;
-        private readonly int hash;
-
-        public MemoKey(ulong[] words, RegisterState state)
-        {
-            this.words = words;
-            this.state = state;
-            var h = new HashCode();
-            foreach (var w in words)
+            var ids = new Dictionary<string, int>(StringComparer.Ordinal);
+            int Intern(string? value)
             {
-                h.Add(w);
+                if (value is null)
+                {
+                    return Absent;
+                }
+
+                if (!ids.TryGetValue(value, out var id))
+                {
+                    id = ids.Count + 1;
+                    ids.Add(value, id);
+                }
+
+                return id;
             }
 
-            h.Add(state);
-            hash = h.ToHashCode();
+            kinds = new OpKind[ops.Count];
+            indeterminate = new bool[ops.Count];
+            casOk = new bool[ops.Count];
+            input = new int[ops.Count];
+            expected = new int[ops.Count];
+            output = new int[ops.Count];
+            for (var i = 0; i < ops.Count; i++)
+            {
+                var op = ops[i];
+                kinds[i] = op.Kind;
+                indeterminate[i] = op.Status == OpStatus.Info;
+                casOk[i] = string.Equals(op.Output, Operation.CasOk, StringComparison.Ordinal);
+                input[i] = Intern(op.Input);
+                expected[i] = Intern(op.ExpectedOld);
+                output[i] = op.Kind == OpKind.Read ? Intern(op.Output) : Absent;
+            }
         }
 
+        /// <summary>Applies operation <paramref name="i"/> to <paramref name="state"/>; <see cref="Impossible"/> when its output cannot occur in that state.</summary>
+        public int Step(int state, int i)
+        {
+            switch (kinds[i])
+            {
+                case OpKind.Read:
+                    return state == output[i] ? state : Impossible;
+                case OpKind.Write:
+                    return input[i];
+                case OpKind.Cas:
+                    var matches = state == expected[i];
+                    if (indeterminate[i])
+                    {
+                        // Output matches anything: succeeds if it can, otherwise behaves as a failed CAS.
+                        // "Never applied" is covered by linearizing it last, which its infinite return allows.
+                        return matches ? input[i] : state;
+                    }
+
+                    if (casOk[i])
+                    {
+                        return matches ? input[i] : Impossible;
+                    }
+
+                    return matches ? Impossible : state;
+                default:
+                    return Impossible;
+            }
+        }
+    }
+
+    /// <summary>Mutable bitset used during the search, with an incrementally maintained Zobrist hash; snapshots are immutable copies for the memo.</summary>
+    private sealed class Bitset(int size)
+    {
+        public ulong[] Words { get; } = new ulong[(size + 63) / 64];
+
+        public ulong Hash { get; private set; }
+
+        public void Set(int i)
+        {
+            Words[i >> 6] |= 1UL << (i & 63);
+            Hash ^= Zobrist(i);
+        }
+
+        public void Clear(int i)
+        {
+            Words[i >> 6] &= ~(1UL << (i & 63));
+            Hash ^= Zobrist(i);
+        }
+
+        public ulong[] Snapshot() => (ulong[])Words.Clone();
+
+        /// <summary>A fixed pseudo-random 64-bit value per index (SplitMix64 finalizer).</summary>
+        private static ulong Zobrist(int i)
+        {
+            var z = (ulong)(i + 1) * 0x9E3779B97F4A7C15UL;
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+            return z ^ (z >> 31);
+        }
+    }
+
+    /// <summary>(linearized set, model state) pair with value equality. A stored word array is never mutated.</summary>
+    private readonly struct MemoKey(ulong[] words, int state, ulong setHash) : IEquatable<MemoKey>
+    {
+        private readonly ulong[] words = words;
+        private readonly int state = state;
+        private readonly ulong hash = setHash ^ ((ulong)(uint)state * 0xD6E8FEB86659FD93UL);
+
         public bool Equals(MemoKey other) =>
-            hash == other.hash && state.Equals(other.state) && words.AsSpan().SequenceEqual(other.words);
+            hash == other.hash && state == other.state && words.AsSpan().SequenceEqual(other.words);
 
         public override bool Equals(object? obj) => obj is MemoKey other && Equals(other);
 
-        public override int GetHashCode() => hash;
+        public override int GetHashCode() => (int)(hash ^ (hash >> 32));
     }
 }
