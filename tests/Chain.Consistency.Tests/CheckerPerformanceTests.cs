@@ -65,7 +65,8 @@ public class CheckerPerformanceTests(ITestOutputHelper output)
 
         output.WriteLine($"checked {history.Count} operations on one key in {stopwatch.Elapsed.TotalMilliseconds:0} ms: {result.Verdict}");
         Assert.Equal(Verdict.Valid, result.Verdict);
-        Assert.True(stopwatch.Elapsed < TimeSpan.FromSeconds(20), $"took {stopwatch.Elapsed}");
+        // About 1.5 s on an idle core; the bound leaves room for a loaded machine.
+        Assert.True(stopwatch.Elapsed < TimeSpan.FromSeconds(30), $"took {stopwatch.Elapsed}");
     }
 
     [Fact]
