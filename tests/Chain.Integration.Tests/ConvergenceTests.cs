@@ -64,8 +64,8 @@ public sealed class ConvergenceTests() : LocalClusterTest("convergence")
         {
             ConvergenceResult paused = await ConvergenceChecker.CheckAsync(Cluster, new ConvergenceOptions
             {
-                Timeout = TimeSpan.FromSeconds(2),
-                CallTimeout = TimeSpan.FromMilliseconds(500),
+                Timeout = TimeSpan.FromSeconds(3),
+                CallTimeout = TimeSpan.FromSeconds(1.5),
             });
             Assert.False(paused.Converged);
             Assert.Equal(Verdict.Unknown, paused.Verdict);
