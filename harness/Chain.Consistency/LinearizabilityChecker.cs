@@ -53,7 +53,7 @@ public static class LinearizabilityChecker
 
         var results = new ConcurrentDictionary<string, KeyResult>(StringComparer.Ordinal);
         Parallel.ForEach(byKey, pair =>
-            results[pair.Key] = CheckKey(pair.Key, DropUnobservedInfoWrites(pair.Value), stopwatch, budget));
+            results[pair.Key] = CheckKey(pair.Key, BoundObservedInfoWrites(DropUnobservedInfoWrites(pair.Value)), stopwatch, budget));
 
         var keys = results.OrderBy(p => p.Key, StringComparer.Ordinal).ToDictionary(p => p.Key, p => p.Value, StringComparer.Ordinal);
         var invalid = keys.Values.FirstOrDefault(r => r.Verdict == Verdict.Invalid);
@@ -102,6 +102,46 @@ public static class LinearizabilityChecker
         }
 
         return ops.Where(o => o.Status != OpStatus.Info || o.Kind == OpKind.Read || o.Input is null || observed.Contains(o.Input)).ToList();
+    }
+
+    /// <summary>
+    /// Gives an info write or CAS whose value is observed a finite return: the earliest return of an ok read that saw
+    /// the value or an ok CAS that expected it. Written values are unique (only values exactly one operation of the
+    /// key writes are bounded), so every linearization puts the write before that observer, and the observer before
+    /// its return. An info write then constrains the search like an ordinary one instead of staying a candidate
+    /// at every step.
+    /// </summary>
+    private static List<Operation> BoundObservedInfoWrites(List<Operation> ops)
+    {
+        if (!ops.Any(o => o.Status == OpStatus.Info && o.Kind != OpKind.Read && o.Input is not null))
+        {
+            return ops;
+        }
+
+        var writers = new Dictionary<string, int>(StringComparer.Ordinal);
+        var firstObserved = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var op in ops)
+        {
+            if (op.Kind != OpKind.Read && op.Input is not null)
+            {
+                writers[op.Input] = writers.GetValueOrDefault(op.Input) + 1;
+            }
+
+            var seen = op.Status != OpStatus.Ok ? null
+                : op.Kind == OpKind.Read ? op.Output
+                : op.Kind == OpKind.Cas && string.Equals(op.Output, Operation.CasOk, StringComparison.Ordinal) ? op.ExpectedOld
+                : null;
+            if (seen is not null)
+            {
+                firstObserved[seen] = Math.Min(firstObserved.GetValueOrDefault(seen, long.MaxValue), op.ReturnTicks);
+            }
+        }
+
+        return ops.Select(o =>
+            o.Status == OpStatus.Info && o.Kind != OpKind.Read && o.Input is not null && writers[o.Input] == 1
+            && firstObserved.TryGetValue(o.Input, out var bound) && bound >= o.CallTicks && bound < o.ReturnTicks
+                ? o with { ReturnTicks = bound }
+                : o).ToList();
     }
 
     private sealed class Entry
@@ -193,8 +233,8 @@ public static class LinearizabilityChecker
     {
         var model = new KeyModel(ops);
         var head = BuildList(ops);
-        var linearized = new Bitset(ops.Count);
-        var memo = new HashSet<MemoKey>();
+        var linearized = new Fingerprint();
+        var memo = new HashSet<UInt128>();
         var stackCalls = new Entry[ops.Count];
         var stackStates = new int[ops.Count];
         var depth = 0;
@@ -218,11 +258,9 @@ public static class LinearizabilityChecker
                 var next = model.Step(state, entry.Index);
                 if (next != KeyModel.Impossible)
                 {
-                    linearized.Set(entry.Index);
-                    // Probe with the live bitset; copy it only when the pair is new.
-                    if (!memo.Contains(new MemoKey(linearized.Words, next, linearized.Hash)))
+                    linearized.Toggle(entry.Index);
+                    if (memo.Add(linearized.With(next)))
                     {
-                        memo.Add(new MemoKey(linearized.Snapshot(), next, linearized.Hash));
                         stackCalls[depth] = entry;
                         stackStates[depth] = state;
                         depth++;
@@ -243,7 +281,7 @@ public static class LinearizabilityChecker
                         continue;
                     }
 
-                    linearized.Clear(entry.Index);
+                    linearized.Toggle(entry.Index);
                 }
 
                 entry = entry.Next;
@@ -259,7 +297,7 @@ public static class LinearizabilityChecker
                 var call = stackCalls[depth];
                 state = stackStates[depth];
                 lowWater = Math.Min(lowWater, depth);
-                linearized.Clear(call.Index);
+                linearized.Toggle(call.Index);
                 Unlift(call);
                 entry = call.Next;
             }
@@ -350,49 +388,35 @@ public static class LinearizabilityChecker
         }
     }
 
-    /// <summary>Mutable bitset used during the search, with an incrementally maintained Zobrist hash; snapshots are immutable copies for the memo.</summary>
-    private sealed class Bitset(int size)
+    /// <summary>
+    /// 128-bit fingerprint of (linearized set, model state), as TLC keeps its state sets: two independent Zobrist
+    /// hashes of the set, kept up to date as operations are linearized and undone, mixed with the state. The memo
+    /// holds fingerprints only — 16 bytes per entry instead of a copy of the set. Two different pairs share a
+    /// fingerprint with probability about n²/2¹²⁸ for n memo entries (below 10⁻²⁰ for a billion), so a false "seen"
+    /// that would prune a path is not a practical concern.
+    /// </summary>
+    private sealed class Fingerprint
     {
-        public ulong[] Words { get; } = new ulong[(size + 63) / 64];
+        private ulong a;
+        private ulong b;
 
-        public ulong Hash { get; private set; }
-
-        public void Set(int i)
+        /// <summary>Adds operation i to the set, or removes it (xor).</summary>
+        public void Toggle(int i)
         {
-            Words[i >> 6] |= 1UL << (i & 63);
-            Hash ^= Zobrist(i);
+            a ^= Mix((ulong)i + 1, 0x9E3779B97F4A7C15UL);
+            b ^= Mix((ulong)i + 1, 0xC2B2AE3D27D4EB4FUL);
         }
 
-        public void Clear(int i)
-        {
-            Words[i >> 6] &= ~(1UL << (i & 63));
-            Hash ^= Zobrist(i);
-        }
+        public UInt128 With(int state) =>
+            new(a ^ Mix((ulong)(uint)state + 0x1000_0000_0000UL, 0x165667B19E3779F9UL), b ^ Mix((ulong)(uint)state + 0x1000_0000_0000UL, 0x27D4EB2F165667C5UL));
 
-        public ulong[] Snapshot() => (ulong[])Words.Clone();
-
-        /// <summary>A fixed pseudo-random 64-bit value per index (SplitMix64 finalizer).</summary>
-        private static ulong Zobrist(int i)
+        /// <summary>SplitMix64 finalizer of x times an odd constant: a fixed pseudo-random 64-bit value per input.</summary>
+        private static ulong Mix(ulong x, ulong multiplier)
         {
-            var z = (ulong)(i + 1) * 0x9E3779B97F4A7C15UL;
+            var z = x * multiplier;
             z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
             z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
             return z ^ (z >> 31);
         }
-    }
-
-    /// <summary>(linearized set, model state) pair with value equality. A stored word array is never mutated.</summary>
-    private readonly struct MemoKey(ulong[] words, int state, ulong setHash) : IEquatable<MemoKey>
-    {
-        private readonly ulong[] words = words;
-        private readonly int state = state;
-        private readonly ulong hash = setHash ^ ((ulong)(uint)state * 0xD6E8FEB86659FD93UL);
-
-        public bool Equals(MemoKey other) =>
-            hash == other.hash && state == other.state && words.AsSpan().SequenceEqual(other.words);
-
-        public override bool Equals(object? obj) => obj is MemoKey other && Equals(other);
-
-        public override int GetHashCode() => (int)(hash ^ (hash >> 32));
     }
 }

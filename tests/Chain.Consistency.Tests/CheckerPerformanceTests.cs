@@ -87,6 +87,19 @@ public class CheckerPerformanceTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void BenchmarkModeTimesEveryStandardShapeAndFindsThemValid()
+    {
+        foreach (var shape in CheckerBenchmark.StandardShapes())
+        {
+            var result = CheckerBenchmark.Run(shape, TimeSpan.FromSeconds(60));
+            output.WriteLine(result.ToString());
+            Assert.Equal(shape.Operations, result.Operations);
+            Assert.Equal(Verdict.Valid, result.LinearizabilityVerdict);
+            Assert.Equal(Verdict.Valid, result.DuplicateVerdict);
+        }
+    }
+
+    [Fact]
     public void PathologicalHistoryYieldsUnknownWithinItsBudget()
     {
         // 64 mutually concurrent writes followed by a read of a value nobody wrote: proving this invalid means

@@ -332,3 +332,57 @@ public class UnobservedInfoWriteTests
         Assert.Equal(Verdict.Valid, LinearizabilityChecker.Check(history, TimeSpan.FromSeconds(5)).Verdict);
     }
 }
+
+public class ObservedInfoWriteTests
+{
+    private static Verdict V(params Operation[] history) => LinearizabilityChecker.Check(history, TimeSpan.FromSeconds(5)).Verdict;
+
+    [Fact]
+    public void AnInfoWriteMayStillTakeEffectAfterReadsOfTheOldValueUntilItIsSeen()
+    {
+        Assert.Equal(Verdict.Valid, V(
+            Ops.Write(1, "k", "a", 0, 1),
+            Ops.Write(2, "k", "b", 2, 3, OpStatus.Info),
+            Ops.Read(3, "k", "a", 10, 11),
+            Ops.Read(4, "k", "b", 20, 21),
+            Ops.Write(5, "k", "c", 30, 31),
+            Ops.Read(6, "k", "c", 40, 41)));
+    }
+
+    [Fact]
+    public void AnInfoWriteSeenOnceCannotBeOvertakenByALaterWrite()
+    {
+        // b was seen at 20-21, so it took effect before 21; c was written after that and must win.
+        Assert.Equal(Verdict.Invalid, V(
+            Ops.Write(1, "k", "a", 0, 1),
+            Ops.Write(2, "k", "b", 2, 3, OpStatus.Info),
+            Ops.Read(3, "k", "b", 20, 21),
+            Ops.Write(4, "k", "c", 30, 31),
+            Ops.Read(5, "k", "b", 40, 41)));
+    }
+
+    [Fact]
+    public void AValueWrittenTwiceIsNotBoundedByItsFirstObserver()
+    {
+        // Two info writes of b: the later one may explain the late read of b.
+        Assert.Equal(Verdict.Valid, V(
+            Ops.Write(1, "k", "b", 0, 1, OpStatus.Info),
+            Ops.Read(2, "k", "b", 5, 6),
+            Ops.Write(3, "k", "c", 10, 11),
+            Ops.Write(4, "k", "b", 12, 13, OpStatus.Info),
+            Ops.Read(5, "k", "b", 40, 41)));
+    }
+
+    [Fact]
+    public void AnInfoCasSeenByAReadWasApplied()
+    {
+        Assert.Equal(Verdict.Valid, V(
+            Ops.Write(1, "k", "a", 0, 1),
+            Ops.Cas(2, "k", "a", "b", ok: false, 2, 3, OpStatus.Info),
+            Ops.Read(3, "k", "b", 10, 11)));
+        Assert.Equal(Verdict.Invalid, V(
+            Ops.Write(1, "k", "x", 0, 1),
+            Ops.Cas(2, "k", "a", "b", ok: false, 2, 3, OpStatus.Info),
+            Ops.Read(3, "k", "b", 10, 11)));
+    }
+}
