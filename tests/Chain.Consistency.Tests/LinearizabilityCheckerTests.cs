@@ -364,12 +364,13 @@ public class ObservedInfoWriteTests
     [Fact]
     public void AValueWrittenTwiceIsNotBoundedByItsFirstObserver()
     {
-        // Two info writes of b: the later one may explain the late read of b.
+        // Two info writes of b, both called before b was first seen: either explains that read, and the other
+        // may take effect after c and explain the late read of b.
         Assert.Equal(Verdict.Valid, V(
-            Ops.Write(1, "k", "b", 0, 1, OpStatus.Info),
-            Ops.Read(2, "k", "b", 5, 6),
-            Ops.Write(3, "k", "c", 10, 11),
-            Ops.Write(4, "k", "b", 12, 13, OpStatus.Info),
+            Ops.Write(1, "k", "b", 0, 1, OpStatus.Info, client: 1),
+            Ops.Write(2, "k", "b", 2, 3, OpStatus.Info, client: 2),
+            Ops.Read(3, "k", "b", 5, 6),
+            Ops.Write(4, "k", "c", 10, 11),
             Ops.Read(5, "k", "b", 40, 41)));
     }
 
