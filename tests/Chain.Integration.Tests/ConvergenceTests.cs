@@ -116,3 +116,17 @@ public class ConvergenceCompareTests
         Assert.Equal(["a", "b"], ConvergenceChecker.Compare(Chain, [R("a", 9, "AA"), R("b", 9, "AA", count: 4)]).Differing);
     }
 }
+
+public class FaultPeriodMappingTests
+{
+    [Fact]
+    public void FaultEventsBecomeReportPeriodsAndUnhealedOnesLastToTheEnd()
+    {
+        var healed = new Chain.Harness.Faults.FaultEvent(new(Chain.Harness.Faults.FaultKind.PauseNode, 1, TimeSpan.FromSeconds(4)), "SIGSTOP node2", 100, 500);
+        var open = new Chain.Harness.Faults.FaultEvent(new(Chain.Harness.Faults.FaultKind.KillMaster, 0, TimeSpan.FromSeconds(1)), "", 50, 0);
+        var periods = Chain.Harness.Faults.FaultPeriods.From([healed, open], runEndTicks: 900);
+        Assert.Equal(2, periods.Count);
+        Assert.Equal(new Chain.Consistency.Report.FaultPeriod("KillMaster(0, 1000 ms)", 50, 900), periods[0]);
+        Assert.Equal(new Chain.Consistency.Report.FaultPeriod("PauseNode(1, 4000 ms): SIGSTOP node2", 100, 500), periods[1]);
+    }
+}
