@@ -22,7 +22,10 @@ public sealed record CheckResult(
     IReadOnlyList<int> Witness);
 
 /// <summary>
-/// Wing–Gong linearizability search with Lowe's memoization, partitioned by key (as in Porcupine).
+/// Wing–Gong linearizability search with Lowe's memoization, partitioned by key (as in Porcupine), the keys checked
+/// in parallel under one time budget (Unknown when it runs out). Per key: values interned to ints, a memo of 128-bit
+/// fingerprints of (linearized set, state), info writes nobody observes set aside and observed ones bounded by
+/// their first observer (both rely on unique written values and never change a verdict; see the helpers).
 /// </summary>
 public static class LinearizabilityChecker
 {
