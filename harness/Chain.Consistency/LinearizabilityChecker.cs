@@ -21,17 +21,20 @@ public sealed record CheckResult(
     string? InvalidKey,
     IReadOnlyList<int> Witness);
 
-/// <summary>Register model state: the current value of one key (null = absent). Immutable, value equality.</summary>
-public sealed record RegisterState(string? Value);
-
 /// <summary>
-/// Wing–Gong linearizability search with Lowe's memoization, partitioned by key (as in Porcupine).
+/// Wing–Gong linearizability search with Lowe's memoization, partitioned by key (as in Porcupine), the keys checked
+/// in parallel under one time budget (Unknown when it runs out). Per key: values interned to ints, a memo of 128-bit
+/// fingerprints of (linearized set, state), info writes nobody observes set aside and observed ones bounded by
+/// their first observer (both rely on unique written values and never change a verdict; see the helpers).
 /// </summary>
 public static class LinearizabilityChecker
 {
     private const int BudgetCheckInterval = 64;
 
-    public static CheckResult Check(IReadOnlyList<Operation> history, TimeSpan budget)
+    public static CheckResult Check(IReadOnlyList<Operation> history, TimeSpan budget) => Check(history, budget, pruneInfo: true);
+
+    /// <param name="pruneInfo">Set aside unobserved info writes and bound observed ones (off only to test that this never changes a verdict).</param>
+    internal static CheckResult Check(IReadOnlyList<Operation> history, TimeSpan budget, bool pruneInfo)
     {
         ArgumentNullException.ThrowIfNull(history);
         var stopwatch = Stopwatch.StartNew();
@@ -56,7 +59,7 @@ public static class LinearizabilityChecker
 
         var results = new ConcurrentDictionary<string, KeyResult>(StringComparer.Ordinal);
         Parallel.ForEach(byKey, pair =>
-            results[pair.Key] = CheckKey(pair.Key, pair.Value, stopwatch, budget));
+            results[pair.Key] = CheckKey(pair.Key, pruneInfo ? BoundObservedInfoWrites(DropUnobservedInfoWrites(pair.Value)) : pair.Value, stopwatch, budget));
 
         var keys = results.OrderBy(p => p.Key, StringComparer.Ordinal).ToDictionary(p => p.Key, p => p.Value, StringComparer.Ordinal);
         var invalid = keys.Values.FirstOrDefault(r => r.Verdict == Verdict.Invalid);
@@ -78,34 +81,73 @@ public static class LinearizabilityChecker
         _ => op,
     };
 
-    /// <summary>Applies <paramref name="op"/> to <paramref name="state"/>; returns null when the op's output is impossible in that state.</summary>
-    private static RegisterState? Step(RegisterState state, Operation op)
+    /// <summary>
+    /// Drops info writes and info CAS whose value no operation observes (no read returned it, no CAS expected it),
+    /// unless the key has an ok CAS that failed. Such a write may be taken as never applied without changing the
+    /// verdict: in any linearization that contains it, the operations between it and the next write see its value,
+    /// so none are reads or successful CAS (they would observe it), none are failed ok CAS (excluded), and an info
+    /// CAS there did nothing and can move to the end; removing it leaves a linearization. This keeps the many
+    /// timed-out writes of a faulty run from multiplying the search.
+    /// </summary>
+    private static List<Operation> DropUnobservedInfoWrites(List<Operation> ops)
     {
-        var indeterminate = op.Status == OpStatus.Info;
-        switch (op.Kind)
+        if (!ops.Any(o => o.Status == OpStatus.Info && o.Kind != OpKind.Read)
+            || ops.Any(o => o.Kind == OpKind.Cas && o.Status == OpStatus.Ok && !string.Equals(o.Output, Operation.CasOk, StringComparison.Ordinal)))
         {
-            case OpKind.Read:
-                return string.Equals(state.Value, op.Output, StringComparison.Ordinal) ? state : null;
-            case OpKind.Write:
-                return new RegisterState(op.Input);
-            case OpKind.Cas:
-                var matches = string.Equals(state.Value, op.ExpectedOld, StringComparison.Ordinal);
-                if (indeterminate)
-                {
-                    // Output matches anything: succeeds if it can, otherwise behaves as a failed CAS.
-                    // "Never applied" is covered by linearizing it last, which its infinite return allows.
-                    return matches ? new RegisterState(op.Input) : state;
-                }
-
-                if (string.Equals(op.Output, Operation.CasOk, StringComparison.Ordinal))
-                {
-                    return matches ? new RegisterState(op.Input) : null;
-                }
-
-                return matches ? null : state;
-            default:
-                return null;
+            return ops;
         }
+
+        var observed = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var op in ops)
+        {
+            var value = op.Kind == OpKind.Read ? op.Output : op.Kind == OpKind.Cas ? op.ExpectedOld : null;
+            if (value is not null)
+            {
+                observed.Add(value);
+            }
+        }
+
+        return ops.Where(o => o.Status != OpStatus.Info || o.Kind == OpKind.Read || o.Input is null || observed.Contains(o.Input)).ToList();
+    }
+
+    /// <summary>
+    /// Gives an info write or CAS whose value is observed a finite return: the earliest return of an ok read that saw
+    /// the value or an ok CAS that expected it. Written values are unique (only values exactly one operation of the
+    /// key writes are bounded), so every linearization puts the write before that observer, and the observer before
+    /// its return. An info write then constrains the search like an ordinary one instead of staying a candidate
+    /// at every step.
+    /// </summary>
+    private static List<Operation> BoundObservedInfoWrites(List<Operation> ops)
+    {
+        if (!ops.Any(o => o.Status == OpStatus.Info && o.Kind != OpKind.Read && o.Input is not null))
+        {
+            return ops;
+        }
+
+        var writers = new Dictionary<string, int>(StringComparer.Ordinal);
+        var firstObserved = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var op in ops)
+        {
+            if (op.Kind != OpKind.Read && op.Input is not null)
+            {
+                writers[op.Input] = writers.GetValueOrDefault(op.Input) + 1;
+            }
+
+            var seen = op.Status != OpStatus.Ok ? null
+                : op.Kind == OpKind.Read ? op.Output
+                : op.Kind == OpKind.Cas && string.Equals(op.Output, Operation.CasOk, StringComparison.Ordinal) ? op.ExpectedOld
+                : null;
+            if (seen is not null)
+            {
+                firstObserved[seen] = Math.Min(firstObserved.GetValueOrDefault(seen, long.MaxValue), op.ReturnTicks);
+            }
+        }
+
+        return ops.Select(o =>
+            o.Status == OpStatus.Info && o.Kind != OpKind.Read && o.Input is not null && writers[o.Input] == 1
+            && firstObserved.TryGetValue(o.Input, out var bound) && bound >= o.CallTicks && bound < o.ReturnTicks
+                ? o with { ReturnTicks = bound }
+                : o).ToList();
     }
 
     private sealed class Entry
@@ -195,12 +237,18 @@ public static class LinearizabilityChecker
 
     private static KeyResult CheckKey(string key, List<Operation> ops, Stopwatch stopwatch, TimeSpan budget)
     {
+        var model = new KeyModel(ops);
         var head = BuildList(ops);
-        var linearized = new Bitset(ops.Count);
-        var memo = new HashSet<MemoKey>();
-        var stack = new Stack<(Entry Call, RegisterState State)>();
-        var state = new RegisterState(null);
-        var longest = Array.Empty<int>();
+        var linearized = new Fingerprint();
+        var memo = new HashSet<UInt128>();
+        var stackCalls = new Entry[ops.Count];
+        var stackStates = new int[ops.Count];
+        var depth = 0;
+        var state = KeyModel.Absent;
+        // The longest linearized prefix seen; positions below lowWater have not changed since it was copied.
+        var longest = new int[ops.Count];
+        var longestLength = 0;
+        var lowWater = 0;
         var iterations = 0;
 
         var entry = head.Next;
@@ -208,44 +256,54 @@ public static class LinearizabilityChecker
         {
             if (++iterations % BudgetCheckInterval == 0 && stopwatch.Elapsed > budget)
             {
-                return new KeyResult(key, Verdict.Unknown, ops.Count, longest);
+                return new KeyResult(key, Verdict.Unknown, ops.Count, longest[..longestLength]);
             }
 
             if (entry!.IsCall)
             {
-                var next = Step(state, ops[entry.Index]);
-                if (next is not null)
+                var next = model.Step(state, entry.Index);
+                if (next != KeyModel.Impossible)
                 {
-                    linearized.Set(entry.Index);
-                    if (memo.Add(new MemoKey(linearized.Snapshot(), next)))
+                    linearized.Toggle(entry.Index);
+                    if (memo.Add(linearized.With(next)))
                     {
-                        stack.Push((entry, state));
+                        stackCalls[depth] = entry;
+                        stackStates[depth] = state;
+                        depth++;
                         state = next;
                         Lift(entry);
-                        if (stack.Count > longest.Length)
+                        if (depth > longestLength)
                         {
-                            longest = Witness(stack, ops);
+                            for (var i = lowWater; i < depth; i++)
+                            {
+                                longest[i] = ops[stackCalls[i].Index].Id;
+                            }
+
+                            longestLength = depth;
+                            lowWater = depth;
                         }
 
                         entry = head.Next;
                         continue;
                     }
 
-                    linearized.Clear(entry.Index);
+                    linearized.Toggle(entry.Index);
                 }
 
                 entry = entry.Next;
             }
             else
             {
-                if (stack.Count == 0)
+                if (depth == 0)
                 {
-                    return new KeyResult(key, Verdict.Invalid, ops.Count, longest);
+                    return new KeyResult(key, Verdict.Invalid, ops.Count, longest[..longestLength]);
                 }
 
-                var (call, previous) = stack.Pop();
-                state = previous;
-                linearized.Clear(call.Index);
+                depth--;
+                var call = stackCalls[depth];
+                state = stackStates[depth];
+                lowWater = Math.Min(lowWater, depth);
+                linearized.Toggle(call.Index);
                 Unlift(call);
                 entry = call.Next;
             }
@@ -254,56 +312,117 @@ public static class LinearizabilityChecker
         return new KeyResult(key, Verdict.Valid, ops.Count, []);
     }
 
-    private static int[] Witness(Stack<(Entry Call, RegisterState State)> stack, List<Operation> ops)
+    /// <summary>
+    /// One key's register model over interned values: state 0 is "absent", every distinct value a small integer,
+    /// so states are ints and a step compares integers.
+    /// </summary>
+    private sealed class KeyModel
     {
-        var ids = new int[stack.Count];
-        var i = ids.Length;
-        foreach (var (call, _) in stack) // enumerates top first
+        public const int Absent = 0;
+        public const int Impossible = -1;
+        private readonly OpKind[] kinds;
+        private readonly bool[] indeterminate;
+        private readonly bool[] casOk;
+        private readonly int[] input;
+        private readonly int[] expected;
+        private readonly int[] output;
+
+        public KeyModel(List<Operation> ops)
         {
-            ids[--i] = ops[call.Index].Id;
-        }
-
-        return ids;
-    }
-
-    /// <summary>Mutable bitset used during the search; snapshots are immutable copies for the memo.</summary>
-    private sealed class Bitset(int size)
-    {
-        private readonly ulong[] words = new ulong[(size + 63) / 64];
-
-        public void Set(int i) => words[i >> 6] |= 1UL << (i & 63);
-
-        public void Clear(int i) => words[i >> 6] &= ~(1UL << (i & 63));
-
-        public ulong[] Snapshot() => (ulong[])words.Clone();
-    }
-
-    /// <summary>(linearized set, model state) pair with value equality. The word array is never mutated after creation.</summary>
-    private readonly struct MemoKey : IEquatable<MemoKey>
-    {
-        private readonly ulong[] words;
-        private readonly RegisterState state;
-        private readonly int hash;
-
-        public MemoKey(ulong[] words, RegisterState state)
-        {
-            this.words = words;
-            this.state = state;
-            var h = new HashCode();
-            foreach (var w in words)
+            var ids = new Dictionary<string, int>(StringComparer.Ordinal);
+            int Intern(string? value)
             {
-                h.Add(w);
+                if (value is null)
+                {
+                    return Absent;
+                }
+
+                if (!ids.TryGetValue(value, out var id))
+                {
+                    id = ids.Count + 1;
+                    ids.Add(value, id);
+                }
+
+                return id;
             }
 
-            h.Add(state);
-            hash = h.ToHashCode();
+            kinds = new OpKind[ops.Count];
+            indeterminate = new bool[ops.Count];
+            casOk = new bool[ops.Count];
+            input = new int[ops.Count];
+            expected = new int[ops.Count];
+            output = new int[ops.Count];
+            for (var i = 0; i < ops.Count; i++)
+            {
+                var op = ops[i];
+                kinds[i] = op.Kind;
+                indeterminate[i] = op.Status == OpStatus.Info;
+                casOk[i] = string.Equals(op.Output, Operation.CasOk, StringComparison.Ordinal);
+                input[i] = Intern(op.Input);
+                expected[i] = Intern(op.ExpectedOld);
+                output[i] = op.Kind == OpKind.Read ? Intern(op.Output) : Absent;
+            }
         }
 
-        public bool Equals(MemoKey other) =>
-            hash == other.hash && state.Equals(other.state) && words.AsSpan().SequenceEqual(other.words);
+        /// <summary>Applies operation <paramref name="i"/> to <paramref name="state"/>; <see cref="Impossible"/> when its output cannot occur in that state.</summary>
+        public int Step(int state, int i)
+        {
+            switch (kinds[i])
+            {
+                case OpKind.Read:
+                    return state == output[i] ? state : Impossible;
+                case OpKind.Write:
+                    return input[i];
+                case OpKind.Cas:
+                    var matches = state == expected[i];
+                    if (indeterminate[i])
+                    {
+                        // Output matches anything: succeeds if it can, otherwise behaves as a failed CAS.
+                        // "Never applied" is covered by linearizing it last, which its infinite return allows.
+                        return matches ? input[i] : state;
+                    }
 
-        public override bool Equals(object? obj) => obj is MemoKey other && Equals(other);
+                    if (casOk[i])
+                    {
+                        return matches ? input[i] : Impossible;
+                    }
 
-        public override int GetHashCode() => hash;
+                    return matches ? Impossible : state;
+                default:
+                    return Impossible;
+            }
+        }
+    }
+
+    /// <summary>
+    /// 128-bit fingerprint of (linearized set, model state), as TLC keeps its state sets: two independent Zobrist
+    /// hashes of the set, kept up to date as operations are linearized and undone, mixed with the state. The memo
+    /// holds fingerprints only — 16 bytes per entry instead of a copy of the set. Two different pairs share a
+    /// fingerprint with probability about n²/2¹²⁸ for n memo entries (below 10⁻²⁰ for a billion), so a false "seen"
+    /// that would prune a path is not a practical concern.
+    /// </summary>
+    private sealed class Fingerprint
+    {
+        private ulong a;
+        private ulong b;
+
+        /// <summary>Adds operation i to the set, or removes it (xor).</summary>
+        public void Toggle(int i)
+        {
+            a ^= Mix((ulong)i + 1, 0x9E3779B97F4A7C15UL);
+            b ^= Mix((ulong)i + 1, 0xC2B2AE3D27D4EB4FUL);
+        }
+
+        public UInt128 With(int state) =>
+            new(a ^ Mix((ulong)(uint)state + 0x1000_0000_0000UL, 0x165667B19E3779F9UL), b ^ Mix((ulong)(uint)state + 0x1000_0000_0000UL, 0x27D4EB2F165667C5UL));
+
+        /// <summary>SplitMix64 finalizer of x times an odd constant: a fixed pseudo-random 64-bit value per input.</summary>
+        private static ulong Mix(ulong x, ulong multiplier)
+        {
+            var z = x * multiplier;
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+            return z ^ (z >> 31);
+        }
     }
 }

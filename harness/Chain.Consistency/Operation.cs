@@ -19,7 +19,9 @@ public enum OpKind
 /// <summary>
 /// One client operation on one key. Read: <see cref="Output"/> is the value seen (null = not found).
 /// Write: sets <see cref="Input"/>. Cas: if the value equals <see cref="ExpectedOld"/> set it to <see cref="Input"/>;
-/// <see cref="Output"/> is "ok" or "fail". Times come from one monotonic clock.
+/// <see cref="Output"/> is "ok" or "fail". Times come from one monotonic clock. <see cref="Version"/>, when the store
+/// reports one: for an ok write or successful CAS the version it was acknowledged with; for an ok read the version of
+/// the value it saw (used by <see cref="DuplicateChecker"/>; null = not recorded).
 /// </summary>
 public sealed record Operation(
     int Id,
@@ -31,7 +33,8 @@ public sealed record Operation(
     string? Output,
     long CallTicks,
     long ReturnTicks,
-    OpStatus Status)
+    OpStatus Status,
+    long? Version = null)
 {
     public const string CasOk = "ok";
     public const string CasFail = "fail";

@@ -86,7 +86,11 @@ public sealed class LocalCluster : IAsyncDisposable
             };
             if (options.MaxObjectBytes is { } max)
                 args.AddRange(new[] { "--max-object-bytes", max.ToString(CultureInfo.InvariantCulture) });
-            nodes[i] = new NodeProcess(id, ports[i + 1], Path.Combine(root, id), Path.Combine(root, id + ".log"), dotnet, serverDll, args);
+            args.AddRange(options.ExtraNodeArguments);
+            nodes[i] = new NodeProcess(id, ports[i + 1], Path.Combine(root, id), Path.Combine(root, id + ".log"), dotnet, serverDll, args)
+            {
+                ExtraEnvironment = options.NodeEnvironment,
+            };
         }
 
         var cluster = new LocalCluster(options, serverDll, master, nodes);

@@ -28,6 +28,12 @@ public sealed class LocalClusterOptions
     /// <summary>Largest object a node accepts (server default when null).</summary>
     public long? MaxObjectBytes { get; set; }
 
+    /// <summary>Extra arguments appended to every storage node's command line (e.g. <c>--unsafe-test-break ack-before-tail</c>).</summary>
+    public IReadOnlyList<string> ExtraNodeArguments { get; set; } = [];
+
+    /// <summary>Extra environment variables for every storage node process (e.g. <c>CHAIN_ALLOW_UNSAFE_TEST_BREAKS=1</c>).</summary>
+    public IReadOnlyDictionary<string, string> NodeEnvironment { get; set; } = new Dictionary<string, string>(StringComparer.Ordinal);
+
     /// <summary>Path of Chain.Server.dll; null means <see cref="ServerLocator"/>'s search.</summary>
     public string? ServerDllPath { get; set; }
 
@@ -54,6 +60,10 @@ public sealed class LocalClusterOptions
             throw new ArgumentOutOfRangeException(nameof(Replicas), Replicas, $"replicas must be between 1 and the number of nodes ({Nodes})");
         if (MaxObjectBytes is < 1)
             throw new ArgumentOutOfRangeException(nameof(MaxObjectBytes), MaxObjectBytes, "max object bytes must be positive");
+        if (ExtraNodeArguments is null || ExtraNodeArguments.Any(a => a is null))
+            throw new ArgumentException("ExtraNodeArguments must not be or contain null", nameof(ExtraNodeArguments));
+        if (NodeEnvironment is null || NodeEnvironment.Keys.Any(string.IsNullOrEmpty))
+            throw new ArgumentException("NodeEnvironment must not be null or have empty names", nameof(NodeEnvironment));
         if (StartTimeout <= TimeSpan.Zero)
             throw new ArgumentOutOfRangeException(nameof(StartTimeout), StartTimeout, "start timeout must be positive");
         if (StopTimeout <= TimeSpan.Zero)

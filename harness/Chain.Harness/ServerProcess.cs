@@ -76,6 +76,9 @@ public class ServerProcess
         }
     }
 
+    /// <summary>Extra environment variables for the process (on top of the harness's own environment).</summary>
+    public IReadOnlyDictionary<string, string> ExtraEnvironment { get; internal init; } = new Dictionary<string, string>(StringComparer.Ordinal);
+
     /// <summary>The command line used to run this server.</summary>
     public string CommandLine => $"{_dotnet} {_serverDll} {string.Join(' ', _arguments)}";
 
@@ -120,6 +123,8 @@ public class ServerProcess
             StandardErrorEncoding = Encoding.UTF8,
             WorkingDirectory = DataDirectory,
         };
+        foreach ((string name, string value) in ExtraEnvironment)
+            startInfo.Environment[name] = value;
         startInfo.ArgumentList.Add(_serverDll);
         foreach (string argument in _arguments)
             startInfo.ArgumentList.Add(argument);

@@ -342,6 +342,18 @@ internal sealed class ChainReplica : IAsyncDisposable
         }
     }
 
+    /// <summary>Waits until <paramref name="seq"/> is durable on this node (not necessarily on the rest of the chain).</summary>
+    public async Task WaitDurableAsync(ulong seq, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            Task wake = DurableAdvanced.Next;
+            if (DurableSeq >= seq)
+                return;
+            await wake.WaitAsync(cancellationToken);
+        }
+    }
+
     // ---------------- applying ----------------
 
     private async Task ApplyLoopAsync()

@@ -2,6 +2,20 @@ using Chain.Protocol;
 
 namespace Chain.Node;
 
+/// <summary>
+/// Deliberately broken behaviours, for proving that the consistency harness catches them. Never for production:
+/// the executable refuses them unless CHAIN_ALLOW_UNSAFE_TEST_BREAKS=1.
+/// </summary>
+[Flags]
+public enum TestBreaks
+{
+    None = 0,
+    /// <summary>The head answers a client's write once it is durable at the head, without waiting for the tail.</summary>
+    AckBeforeTail = 1,
+    /// <summary>Every replica answers reads from its local latest state, without the tail, lease and promotion checks.</summary>
+    DirtyReads = 2,
+}
+
 public sealed record NodeOptions
 {
     public required string NodeId { get; init; }
@@ -16,6 +30,8 @@ public sealed record NodeOptions
     /// <summary>Most updates one synced engine write carries for one chain.</summary>
     public int ApplyGroupUpdatesMax { get; init; } = 512;
     public long ApplyGroupBytesMax { get; init; } = 16L * 1024 * 1024;
+    /// <summary>Deliberate safety violations for harness self-tests; <see cref="TestBreaks.None"/> in any real deployment.</summary>
+    public TestBreaks TestBreaks { get; init; }
 
     public void Validate()
     {

@@ -75,12 +75,17 @@ internal sealed class StoreService
             throw NodeErrors.StaleEpoch(routing.ChainId, routing.Epoch, role.Epoch);
         if (position == Position.Head && !role.IsHead)
             throw NodeErrors.Kind(StatusCode.FailedPrecondition, ErrorKinds.NotHead, $"node {_node.NodeId} is not the head of chain {routing.ChainId}", role.Epoch);
-        if (position == Position.Tail && !role.IsTail)
-            throw NodeErrors.Kind(StatusCode.FailedPrecondition, ErrorKinds.NotTail, $"node {_node.NodeId} is not the tail of chain {routing.ChainId}", role.Epoch);
-        if (position == Position.Tail && !_node.HasReadLease)
-            throw NodeErrors.NotReady($"node {_node.NodeId} holds no read lease from the master; it may have been replaced as tail");
-        if (position == Position.Tail && !replica.ReadsAllowed)
-            throw NodeErrors.NotReady($"node {_node.NodeId} just became the tail of chain {routing.ChainId} and is still applying its predecessor's updates");
+        // Test break: any replica answers reads from whatever it holds, without the tail, lease and promotion checks.
+        bool dirtyReads = (_node.Options.TestBreaks & TestBreaks.DirtyReads) != 0;
+        if (position == Position.Tail && !dirtyReads)
+        {
+            if (!role.IsTail)
+                throw NodeErrors.Kind(StatusCode.FailedPrecondition, ErrorKinds.NotTail, $"node {_node.NodeId} is not the tail of chain {routing.ChainId}", role.Epoch);
+            if (!_node.HasReadLease)
+                throw NodeErrors.NotReady($"node {_node.NodeId} holds no read lease from the master; it may have been replaced as tail");
+            if (!replica.ReadsAllowed)
+                throw NodeErrors.NotReady($"node {_node.NodeId} just became the tail of chain {routing.ChainId} and is still applying its predecessor's updates");
+        }
 
         if (key is not null && Placement.ChainFor(bucket, key.Value.Span, config.Chains.Count) != routing.ChainId)
             throw NodeErrors.StaleEpoch(routing.ChainId, routing.Epoch, role.Epoch);
@@ -235,9 +240,18 @@ internal sealed class StoreService
                 write.LastChunk = held;
             return new Update { Seq = seq, Epoch = e, Object = write };
         }, isChunk: carry, ct, condition);
-        await pending.Acked.Task.WaitAsync(ct);
+        await WaitCommittedAsync(replica, pending, ct);
         return new DedupRecord(pending.Seq, false);
     }
+
+    /// <summary>
+    /// Waits until the whole chain has the write (the tail acknowledged it) — or, under the test break
+    /// <see cref="TestBreaks.AckBeforeTail"/>, only until it is durable here at the head.
+    /// </summary>
+    private Task WaitCommittedAsync(ChainReplica replica, PendingUpdate pending, CancellationToken ct) =>
+        (_node.Options.TestBreaks & TestBreaks.AckBeforeTail) != 0
+            ? replica.WaitDurableAsync(pending.Seq, ct)
+            : pending.Acked.Task.WaitAsync(ct);
 
     /// <summary>
     /// Proposes one chunk unless this head already holds it: chunks are content-addressed and immutable, and a
@@ -299,7 +313,7 @@ internal sealed class StoreService
             WriteCondition? condition = request.HasIfVersion ? new WriteCondition(request.Bucket, request.Key, request.IfVersion, false) : null;
             PendingUpdate pending = await replica.ProposeAsync(request.Routing.Epoch,
                 (seq, e) => new Update { Seq = seq, Epoch = e, Delete = delete }, isChunk: false, context.CancellationToken, condition);
-            await pending.Acked.Task.WaitAsync(context.CancellationToken);
+            await WaitCommittedAsync(replica, pending, context.CancellationToken);
             var result = new DedupRecord(pending.Seq, pending.Existed);
             mine.TrySetResult(result);
             return new DeleteResponse { Version = result.Version, Existed = result.Existed };

@@ -23,7 +23,11 @@ public static class Program
         usage:
           Chain.Server master --listen HOST:PORT --data DIR [--expect-nodes N] [--chains C] [--replicas R] [--failure-timeout-ms MS] [--exit-on-stdin-close]
           Chain.Server node --listen HOST:PORT --data DIR --master URL --node-id ID [--advertise URL] [--zone Z] [--max-object-bytes N] [--exit-on-stdin-close]
+                               [--unsafe-test-break ack-before-tail|dirty-reads[,...]]   (harness self-tests only; needs CHAIN_ALLOW_UNSAFE_TEST_BREAKS=1)
         """;
+
+    /// <summary>The environment variable that must be "1" before a node accepts --unsafe-test-break.</summary>
+    public const string AllowTestBreaksVariable = "CHAIN_ALLOW_UNSAFE_TEST_BREAKS";
 
     public static async Task<int> Main(string[] args)
     {
@@ -143,6 +147,18 @@ public static class Program
 
     private static async Task<int> RunNodeAsync(Dictionary<string, string> flags, ILoggerFactory loggers, Task stop)
     {
+        TestBreaks breaks = TestBreaks.None;
+        if (flags.TryGetValue("unsafe-test-break", out string? breakText))
+        {
+            if (Environment.GetEnvironmentVariable(AllowTestBreaksVariable) != "1")
+            {
+                Console.Error.WriteLine($"error: --unsafe-test-break deliberately breaks consistency and is refused unless {AllowTestBreaksVariable}=1 is set in the environment");
+                return 2;
+            }
+            breaks = ParseTestBreaks(breakText);
+            Console.Error.WriteLine($"WARNING: UNSAFE TEST BREAK ACTIVE ({breaks}): this node deliberately violates the store's guarantees; for harness self-tests only, never for real data");
+            Console.Error.Flush();
+        }
         IPEndPoint listen = ParseEndpoint(Required(flags, "listen"));
         string data = Required(flags, "data");
         var master = new Uri(Required(flags, "master"));
@@ -160,6 +176,7 @@ public static class Program
             MasterAddress = master,
             Zone = flags.GetValueOrDefault("zone", ""),
             ObjectBytesMax = maxObject ?? Limits.ObjectBytesMaxDefault,
+            TestBreaks = breaks,
         }, loggers);
         var registry = new RpcServiceRegistry();
         node.Register(registry);
@@ -172,6 +189,24 @@ public static class Program
         loggers.CreateLogger("Chain.Server").LogInformation("node {Node} shutting down", nodeId);
         await server.StopAsync(TimeSpan.FromSeconds(5));
         return 0;
+    }
+
+    /// <summary>Parses "ack-before-tail", "dirty-reads" or a comma-separated list of them.</summary>
+    internal static TestBreaks ParseTestBreaks(string text)
+    {
+        TestBreaks breaks = TestBreaks.None;
+        foreach (string mode in text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            breaks |= mode switch
+            {
+                "ack-before-tail" => TestBreaks.AckBeforeTail,
+                "dirty-reads" => TestBreaks.DirtyReads,
+                _ => throw new ArgumentException($"unknown --unsafe-test-break mode '{mode}' (known: ack-before-tail, dirty-reads)"),
+            };
+        }
+        if (breaks == TestBreaks.None)
+            throw new ArgumentException("--unsafe-test-break needs a mode (ack-before-tail, dirty-reads)");
+        return breaks;
     }
 
     private static RpcServerOptions ServerOptions(ILoggerFactory loggers) => new()
