@@ -6,12 +6,26 @@ namespace Chain.Jepsen;
 
 /// <summary>The checkers' verdict on one history, with what they found.</summary>
 /// <param name="Problems">One line per anomaly (empty when valid); for unknown, why the check could not decide.</param>
+/// <param name="Verdicts">Every checker's verdict in the common shape (for the HTML report); the worst is <paramref name="Verdict"/>.</param>
 public sealed record CheckReport(
     Verdict Verdict,
     CheckResult? Linearizability,
     SetCheckResult? Set,
     IReadOnlyList<string> Problems,
-    TimeSpan Elapsed);
+    TimeSpan Elapsed,
+    IReadOnlyList<CheckerVerdict> Verdicts)
+{
+    /// <summary>This report with one more checker's verdict (e.g. replica convergence, judged on the live cluster).</summary>
+    public CheckReport With(CheckerVerdict verdict)
+    {
+        ArgumentNullException.ThrowIfNull(verdict);
+        var problems = Problems.ToList();
+        if (verdict.Verdict != Verdict.Valid)
+            problems.Add($"{verdict.Checker}: {verdict.Summary}");
+        var verdicts = Verdicts.Append(verdict).ToArray();
+        return this with { Verdicts = verdicts, Problems = problems, Verdict = HistoryChecks.Worst(verdicts.Select(v => v.Verdict)) };
+    }
+}
 
 /// <summary>
 /// Runs the checkers a workload needs over a recorded history (so a saved history can be re-checked on its own).
@@ -30,6 +44,12 @@ public static class HistoryChecks
         _ => 2,
     };
 
+    public static Verdict Worst(IEnumerable<Verdict> verdicts)
+    {
+        var list = verdicts.ToList();
+        return list.Contains(Verdict.Invalid) ? Verdict.Invalid : list.Contains(Verdict.Unknown) ? Verdict.Unknown : Verdict.Valid;
+    }
+
     public static CheckReport Check(Workload workload, IReadOnlyList<Operation> history, TimeSpan budget)
     {
         ArgumentNullException.ThrowIfNull(history);
@@ -45,7 +65,8 @@ public static class HistoryChecks
     {
         Operation? final = history.LastOrDefault(o => o.Kind == OpKind.Read && o.Status == OpStatus.Ok && o.Output is not null);
         if (final is null)
-            return new CheckReport(Verdict.Unknown, null, null, new[] { "no successful final read of the set" }, TimeSpan.Zero);
+            return new CheckReport(Verdict.Unknown, null, null, new[] { "no successful final read of the set" }, TimeSpan.Zero,
+                new[] { new CheckerVerdict("set-full", Verdict.Unknown, "no successful final read of the set", Array.Empty<string>()) });
         string[] present = JsonSerializer.Deserialize<string[]>(final.Output!) ?? Array.Empty<string>();
         IEnumerable<string> Inputs(OpStatus status) =>
             history.Where(o => o.Kind == OpKind.Write && o.Status == status && o.Input is not null).Select(o => o.Input!);
@@ -55,7 +76,8 @@ public static class HistoryChecks
             problems.Add($"{result.Lost.Count} acknowledged insert(s) missing from the final read: {Preview(result.Lost)}");
         if (result.Invented.Count > 0)
             problems.Add($"{result.Invented.Count} element(s) in the final read that were never inserted or whose insert failed: {Preview(result.Invented)}");
-        return new CheckReport(result.Valid ? Verdict.Valid : Verdict.Invalid, null, result, problems, TimeSpan.Zero);
+        return new CheckReport(result.Valid ? Verdict.Valid : Verdict.Invalid, null, result, problems, TimeSpan.Zero,
+            new[] { CheckerVerdict.From(result) });
     }
 
     private static CheckReport CheckRegister(IReadOnlyList<Operation> history, TimeSpan budget)
@@ -71,12 +93,17 @@ public static class HistoryChecks
                 values.Add(op.Input);
             }
         }
+        var phantoms = new List<string>();
         foreach (Operation op in history)
         {
             if (op.Kind == OpKind.Read && op.Status == OpStatus.Ok && op.Output is not null
                 && !(written.TryGetValue(op.Key, out HashSet<string>? values) && values.Contains(op.Output)))
-                problems.Add($"op {op.Id} (client {op.Client}) read '{op.Output}' from key {op.Key}, which no operation ever wrote there");
+                phantoms.Add($"op {op.Id} (client {op.Client}) read '{op.Output}' from key {op.Key}, which no operation ever wrote there");
         }
+        problems.AddRange(phantoms);
+        var readsWritten = new CheckerVerdict("reads-written", phantoms.Count == 0 ? Verdict.Valid : Verdict.Invalid,
+            phantoms.Count == 0 ? "every value read was written to its key" : $"{phantoms.Count} read(s) of values never written to their key",
+            phantoms.Take(20).ToArray());
 
         CheckResult linearizability = LinearizabilityChecker.Check(history, budget);
         if (linearizability.Verdict == Verdict.Invalid && linearizability.InvalidKey is { } key)
@@ -88,13 +115,16 @@ public static class HistoryChecks
             if (invalidKeys > 1)
                 problems.Add($"{invalidKeys} keys in all are not linearizable: {Preview(linearizability.Keys.Values.Where(k => k.Verdict == Verdict.Invalid).Select(k => k.Key).ToList())}");
         }
-        Verdict verdict = problems.Count > 0 ? Verdict.Invalid : linearizability.Verdict;
-        if (verdict == Verdict.Unknown)
+        if (linearizability.Verdict == Verdict.Unknown)
         {
             var unknown = linearizability.Keys.Values.Where(k => k.Verdict == Verdict.Unknown).Select(k => k.Key).ToList();
             problems.Add($"the linearizability search ran out of its {budget.TotalSeconds:0.#}s budget on {unknown.Count} key(s): {Preview(unknown)}");
         }
-        return new CheckReport(verdict, linearizability, null, problems, TimeSpan.Zero);
+        CheckerVerdict duplicates = CheckerVerdict.From(DuplicateChecker.Check(history));
+        if (duplicates.Verdict != Verdict.Valid)
+            problems.Add($"duplicates: {duplicates.Summary}");
+        CheckerVerdict[] verdicts = { readsWritten, CheckerVerdict.From(linearizability), duplicates };
+        return new CheckReport(Worst(verdicts.Select(v => v.Verdict)), linearizability, null, problems, TimeSpan.Zero, verdicts);
     }
 
     private static string Preview(IReadOnlyList<string> items, int max = 10) =>

@@ -23,6 +23,7 @@ public sealed record RunStats(
 /// <param name="Notes">Things worth knowing that are not anomalies (unexpected process exits, slow settling, ...).</param>
 /// <param name="Error">Set when the run itself failed (the cluster did not start, ...): the verdict is then unknown.</param>
 /// <param name="ClusterDirectory">The cluster's data, kept when the run was not valid (null once deleted).</param>
+/// <param name="ReportPath">The self-contained HTML report of the run (null if it could not be written).</param>
 public sealed record RunResult(
     RunSpec Spec,
     Verdict Verdict,
@@ -35,14 +36,15 @@ public sealed record RunResult(
     RunStats Stats,
     IReadOnlyList<string> Notes,
     string? Error,
-    string? ClusterDirectory)
+    string? ClusterDirectory,
+    string? ReportPath)
 {
     public int ExitCode => HistoryChecks.ExitCode(Verdict);
 
     public string Summary() => string.Create(CultureInfo.InvariantCulture,
         $"seed {Spec.Seed} {Spec.Workload.ToString().ToLowerInvariant()}: {Verdict.ToString().ToUpperInvariant()} - " +
         $"{Stats.Operations} ops ({Stats.Ok} ok, {Stats.Fail} fail, {Stats.Info} info), {Faults.Count} fault(s), " +
-        $"checker {Check.Elapsed.TotalSeconds:0.###}s, history {HistoryPath}");
+        $"checker {Check.Elapsed.TotalSeconds:0.###}s, history {HistoryPath}{(ReportPath is null ? "" : ", report " + ReportPath)}");
 }
 
 /// <summary>A failing run and the smallest spec found that still fails.</summary>

@@ -64,6 +64,12 @@ public sealed record RunSpec
     /// <summary>Where the clients send reads (<see cref="ReadTarget.AnyReplica"/> only to show the checkers catch it).</summary>
     public ReadTarget ReadFrom { get; init; } = ReadTarget.Tail;
 
+    /// <summary>
+    /// Test-only broken server modes for every node (<c>--unsafe-test-break</c>, e.g. "dirty-reads",
+    /// "ack-before-tail"): to show the checkers catch a broken store. Null for a correct cluster.
+    /// </summary>
+    public string? TestBreaks { get; init; }
+
     public TimeSpan Lease => FailureTimeout / 2;
 
     /// <summary>A rough measure of how big a case is; every shrink is strictly smaller.</summary>
@@ -73,7 +79,8 @@ public sealed record RunSpec
     public string Describe() =>
         $"seed {Seed}: {Workload.ToString().ToLowerInvariant()}, {Clients} clients, {Keys} keys x {OpsPerKey} ops, " +
         $"<= {Ops} ops in <= {TimeLimit.TotalSeconds:0.#}s, mix r{Mix.Read}/w{Mix.Write}/c{Mix.Cas}, {Nodes} nodes, " +
-        $"{Faults.Count} fault(s){(Faults.Count == 0 ? "" : ": " + string.Join(", ", Faults))}";
+        $"{Faults.Count} fault(s){(Faults.Count == 0 ? "" : ": " + string.Join(", ", Faults))}" +
+        (ReadFrom == ReadTarget.Tail ? "" : $", reads from {ReadFrom}") + (TestBreaks is null ? "" : $", UNSAFE TEST BREAKS: {TestBreaks}");
 
     private static readonly JsonSerializerOptions JsonOptions = new()
     {
@@ -92,7 +99,7 @@ public sealed record RunSpec
         && OpsPerKey == other.OpsPerKey && KeyWeights.SequenceEqual(other.KeyWeights) && Ops == other.Ops
         && TimeLimit == other.TimeLimit && Mix == other.Mix && Faults.SequenceEqual(other.Faults) && Nodes == other.Nodes
         && Chains == other.Chains && FailureTimeout == other.FailureTimeout && OpTimeout == other.OpTimeout
-        && ObjectBytes == other.ObjectBytes && ReadFrom == other.ReadFrom;
+        && ObjectBytes == other.ObjectBytes && ReadFrom == other.ReadFrom && TestBreaks == other.TestBreaks;
 
     public override int GetHashCode() => HashCode.Combine(Seed, Workload, Clients, Keys, Ops, TimeLimit, Faults.Count, Mix);
 

@@ -6,6 +6,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Chain.Client;
 using Chain.Consistency;
+using Chain.Consistency.Report;
 using Chain.Harness;
 using Chain.Harness.Faults;
 
@@ -148,6 +149,7 @@ public static class Runner
         private int _issued;
         private long _nextValue;
         private LocalCluster? _cluster;
+        private CheckerVerdict? _convergence;
 
         public Run(RunSpec spec, RunnerOptions options)
         {
@@ -193,6 +195,11 @@ public static class Runner
                     DataDirectory = clusterDirectory,
                     ServerDllPath = _options.ServerDllPath,
                 };
+                if (_spec.TestBreaks is { } breaks)
+                {
+                    clusterOptions.ExtraNodeArguments = new[] { "--unsafe-test-break", breaks };
+                    clusterOptions.NodeEnvironment = new Dictionary<string, string>(StringComparer.Ordinal) { ["CHAIN_ALLOW_UNSAFE_TEST_BREAKS"] = "1" };
+                }
                 NemesisCatalog.PrepareCluster(clusterOptions, _spec.Faults.Select(f => f.Fault.Kind), _options.Nemeses);
                 _cluster = await LocalCluster.StartAsync(clusterOptions, ct).ConfigureAwait(false);
                 _cluster.UnexpectedExit += (process, code) => Note($"{process.Name} (pid {process.Pid}) exited unexpectedly with code {code}");
@@ -205,6 +212,9 @@ public static class Runner
                     workloadTime = await WorkloadAndNemesisAsync(ct).ConfigureAwait(false);
                     await SettleAsync(ct).ConfigureAwait(false);
                     await FinalReadsAsync(ct).ConfigureAwait(false);
+                    ConvergenceResult convergence = await ConvergenceChecker.CheckAsync(_cluster, new ConvergenceOptions(), ct).ConfigureAwait(false);
+                    _convergence = convergence.ToVerdict();
+                    Log($"convergence: {_convergence.Summary}");
                     IReadOnlyDictionary<string, int> exits = await _cluster.StopAllAsync().ConfigureAwait(false);
                     foreach ((string name, int code) in exits)
                         Note($"{name} exited with code {code} when stopped");
@@ -228,6 +238,8 @@ public static class Runner
             lock (_historyGate)
                 history = _history.ToArray();
             CheckReport check = HistoryChecks.Check(_spec.Workload, history, _options.CheckBudget);
+            if (_convergence is not null)
+                check = check.With(_convergence);
             if (error is not null)
                 check = check with { Problems = check.Problems.Append(error).ToArray() };
             // A run that failed part-way can still prove an anomaly; it can never prove validity.
@@ -244,8 +256,12 @@ public static class Runner
                 Note($"cluster data kept in {clusterDirectory}");
             }
 
-            var result = new RunResult(_spec, verdict, check, history, _faultEvents.ToArray(), _runDirectory, _historyPath,
-                Stopwatch.Frequency, Stats(history, workloadTime, total.Elapsed), _notes.ToArray(), error, keptData);
+            FaultEvent[] faults;
+            lock (_faultEvents)
+                faults = _faultEvents.ToArray();
+            string? reportPath = WriteReport(history, faults, check, workloadTime);
+            var result = new RunResult(_spec, verdict, check, history, faults, _runDirectory, _historyPath,
+                Stopwatch.Frequency, Stats(history, workloadTime, total.Elapsed), _notes.ToArray(), error, keptData, reportPath);
             await WriteResultAsync(result).ConfigureAwait(false);
             return result;
         }
@@ -259,13 +275,23 @@ public static class Runner
             var warm = Stopwatch.StartNew();
             await using ChainClient client = NewClient(TimeSpan.FromSeconds(30));
             int keys = Math.Max(4, 4 * (_spec.Chains ?? _spec.Nodes));
+            int failures = 0;
             await Parallel.ForEachAsync(Enumerable.Range(0, keys), new ParallelOptions { MaxDegreeOfParallelism = 4, CancellationToken = ct }, async (i, token) =>
             {
                 string key = string.Create(CultureInfo.InvariantCulture, $"warmup/{i}");
-                await client.PutAsync(Bucket, key, Encoding.UTF8.GetBytes(key), null, token).ConfigureAwait(false);
-                await client.GetBytesAsync(Bucket, key, token).ConfigureAwait(false);
+                try
+                {
+                    await client.PutAsync(Bucket, key, Encoding.UTF8.GetBytes(key), null, token).ConfigureAwait(false);
+                    await client.GetBytesAsync(Bucket, key, token).ConfigureAwait(false);
+                }
+                catch (ChainException e)
+                {
+                    // Not part of the history: judging the store is the workload's job, not the warm-up's.
+                    Interlocked.Increment(ref failures);
+                    Log($"warm-up {key}: {e.GetType().Name}: {e.Message}");
+                }
             }).ConfigureAwait(false);
-            Log($"warmed up in {warm.Elapsed.TotalSeconds:0.0}s");
+            Log($"warmed up in {warm.Elapsed.TotalSeconds:0.0}s ({failures} of {keys} warm-up keys failed)");
         }
 
         // ---- workload and nemesis ---------------------------------------------------------------
@@ -670,6 +696,28 @@ public static class Runner
             };
             await File.WriteAllTextAsync(Path.Combine(_runDirectory, "result.json"),
                 JsonSerializer.Serialize(summary, new JsonSerializerOptions(JsonOptions) { WriteIndented = true })).ConfigureAwait(false);
+        }
+
+        /// <summary>The self-contained HTML report (timeline and latencies with fault periods shaded, verdicts, witnesses).</summary>
+        private string? WriteReport(Operation[] history, FaultEvent[] faults, CheckReport check, TimeSpan workloadTime)
+        {
+            string path = Path.Combine(_runDirectory, "report.html");
+            try
+            {
+                long end = history.Length == 0 ? Now : history.Max(o => o.ReturnTicks);
+                var info = new RunInfo(_spec.Seed.ToString(CultureInfo.InvariantCulture), _spec.Workload.ToString().ToLowerInvariant(), workloadTime)
+                {
+                    TicksPerSecond = Stopwatch.Frequency,
+                    Extra = new Dictionary<string, string>(StringComparer.Ordinal) { ["spec"] = _spec.Describe() },
+                };
+                HtmlReport.Save(path, info, history, FaultPeriods.From(faults, end), check.Verdicts);
+                return path;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException)
+            {
+                Note($"could not write the HTML report: {e.Message}");
+                return null;
+            }
         }
 
         private void CopyLogs(string clusterDirectory)

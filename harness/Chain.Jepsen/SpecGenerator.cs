@@ -20,6 +20,8 @@ public sealed record SpecConstraints
     /// <summary>Whether the store has conditional puts (compare-and-set in the register workload).</summary>
     public bool CasSupported { get; init; } = true;
     public ReadTarget ReadFrom { get; init; } = ReadTarget.Tail;
+    /// <summary>Test-only broken server modes (see <see cref="RunSpec.TestBreaks"/>).</summary>
+    public string? TestBreaks { get; init; }
 }
 
 /// <summary>
@@ -84,6 +86,7 @@ public static class SpecGenerator
                 OpTimeout = c.OpTimeout,
                 ObjectBytes = mib * 1024 * 1024,
                 ReadFrom = c.ReadFrom,
+                TestBreaks = c.TestBreaks,
             };
     }
 

@@ -153,8 +153,8 @@ public sealed class SpecGeneratorTests
 public sealed class ShrinkLoopTests
 {
     private static RunResult Result(RunSpec spec, Verdict verdict) => new(spec, verdict,
-        new CheckReport(verdict, null, null, Array.Empty<string>(), TimeSpan.Zero), Array.Empty<Operation>(), Array.Empty<FaultEvent>(),
-        "", "", 1, new RunStats(0, 0, 0, 0, new Dictionary<string, int>(), TimeSpan.Zero, TimeSpan.Zero), Array.Empty<string>(), null, null);
+        new CheckReport(verdict, null, null, Array.Empty<string>(), TimeSpan.Zero, Array.Empty<CheckerVerdict>()), Array.Empty<Operation>(), Array.Empty<FaultEvent>(),
+        "", "", 1, new RunStats(0, 0, 0, 0, new Dictionary<string, int>(), TimeSpan.Zero, TimeSpan.Zero), Array.Empty<string>(), null, null, null);
 
     [Fact]
     public async Task The_shrink_loop_keeps_the_smallest_failing_spec_within_its_run_budget()

@@ -106,6 +106,7 @@ internal static class CheckCommand
             TimeLimit = seconds is { } s ? TimeSpan.FromSeconds(s) : null,
             Nodes = command.IntOption("nodes", 3, 1, 32)!.Value,
             ReadFrom = readFrom,
+            TestBreaks = command.Option("break") is { Length: > 0 } breaks ? breaks : null,
         };
     }
 

@@ -95,6 +95,7 @@ public static class CommandLine
                 new OptionSpec("spec", "FILE", "replay a spec.json written by an earlier run (other spec options are ignored)"),
                 new OptionSpec("read-from", "TARGET", "tail (default) or any: send reads to any replica (to see the checkers catch it)"),
                 new OptionSpec("check-budget", "SECONDS", "time budget of the linearizability search (default 30)"),
+                new OptionSpec("break", "MODES", "test only: start the nodes with --unsafe-test-break MODES (dirty-reads, ack-before-tail) to see the checkers catch it"),
             }),
         new CommandSpec("help", "[COMMAND]", "show help", 0, 1, Array.Empty<OptionSpec>()),
     }.ToDictionary(c => c.Name, StringComparer.Ordinal);
