@@ -11,6 +11,7 @@ namespace Chain.Jepsen.Tests;
 /// gone, and the same run that passes under the model's faults must come out invalid (exit code 1).
 /// </summary>
 [Trait("Category", "Integration")]
+[Trait("Category", "Slow")] // on demand: the break-mode tests cover "a broken store exits 1" within the CI budget
 [Collection(RealClusters.Name)]
 public sealed class SabotageTests : IDisposable
 {
