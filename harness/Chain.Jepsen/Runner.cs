@@ -311,7 +311,6 @@ public static class Runner
             }
             finally
             {
-                TimeSpan elapsed = Stopwatch.GetElapsedTime(_start);
                 Log($"workload done: {Volatile.Read(ref _nextOpId)} ops");
                 workloadDone.Cancel();
                 await nemesisTask.ConfigureAwait(false);
