@@ -1,5 +1,18 @@
 namespace Chain.Harness;
 
+/// <summary>Where a <see cref="LocalCluster"/>'s processes listen.</summary>
+public enum ClusterNetwork
+{
+    /// <summary>Every process on 127.0.0.1 with its own port (no privileges needed).</summary>
+    Loopback,
+
+    /// <summary>
+    /// Every process in its own network namespace (root only), joined by a bridge in the root namespace where the
+    /// harness and its clients run; see <see cref="NamespaceNetwork"/>. Needed by <c>Faults.NetworkNemesis</c>.
+    /// </summary>
+    Namespaces,
+}
+
 /// <summary>How <see cref="LocalCluster.StartAsync"/> lays out a cluster of real server processes on loopback.</summary>
 public sealed class LocalClusterOptions
 {
@@ -28,6 +41,15 @@ public sealed class LocalClusterOptions
     /// <summary>Largest object a node accepts (server default when null).</summary>
     public long? MaxObjectBytes { get; set; }
 
+    /// <summary>Loopback (default) or one network namespace per process (root only).</summary>
+    public ClusterNetwork Network { get; set; } = ClusterNetwork.Loopback;
+
+    /// <summary>
+    /// When set (root only), each node's data directory is a tmpfs of this many bytes, mounted at start and unmounted
+    /// on dispose, so that <c>Faults.DiskNemesis</c> can fill it. Null: the data directories are plain directories.
+    /// </summary>
+    public long? NodeDataTmpfsBytes { get; set; }
+
     /// <summary>Path of Chain.Server.dll; null means <see cref="ServerLocator"/>'s search.</summary>
     public string? ServerDllPath { get; set; }
 
@@ -54,6 +76,10 @@ public sealed class LocalClusterOptions
             throw new ArgumentOutOfRangeException(nameof(Replicas), Replicas, $"replicas must be between 1 and the number of nodes ({Nodes})");
         if (MaxObjectBytes is < 1)
             throw new ArgumentOutOfRangeException(nameof(MaxObjectBytes), MaxObjectBytes, "max object bytes must be positive");
+        if (!Enum.IsDefined(Network))
+            throw new ArgumentOutOfRangeException(nameof(Network), Network, "unknown network mode");
+        if (NodeDataTmpfsBytes is < TmpfsMounts.BytesMin)
+            throw new ArgumentOutOfRangeException(nameof(NodeDataTmpfsBytes), NodeDataTmpfsBytes, $"a node's tmpfs needs at least {TmpfsMounts.BytesMin} bytes (RocksDB preallocates its WAL)");
         if (StartTimeout <= TimeSpan.Zero)
             throw new ArgumentOutOfRangeException(nameof(StartTimeout), StartTimeout, "start timeout must be positive");
         if (StopTimeout <= TimeSpan.Zero)
