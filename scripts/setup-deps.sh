@@ -4,7 +4,7 @@
 # All output goes to stderr (callers such as './chain get KEY -' own stdout).
 set -euo pipefail
 
-PACKAGES=(librocksdb7.8 librocksdb-dev python3-grpcio python3-grpc-tools protobuf-compiler)
+PACKAGES=(librocksdb7.8 librocksdb-dev python3-grpcio python3-grpc-tools protobuf-compiler iproute2 iptables)
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
     echo "setup-deps: dpkg-query not found: this script supports Debian/Ubuntu only; install by hand: ${PACKAGES[*]}" >&2

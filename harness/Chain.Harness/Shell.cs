@@ -12,7 +12,7 @@ public sealed class ShellCommandException : Exception
 }
 
 /// <summary>Runs system tools (no shell: arguments are passed as a list) with a bound on their run time.</summary>
-internal static class Shell
+public static class Shell
 {
     private static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(20);
 
