@@ -3,6 +3,8 @@ using System.Text;
 using Chain.Client;
 using Chain.Harness;
 using Chain.Harness.Faults;
+using Chain.Protocol.V1;
+using Xunit.Abstractions;
 
 namespace Chain.Integration.Tests;
 
@@ -17,6 +19,9 @@ public sealed class NemesisTests : IAsyncLifetime
 
     private readonly string _root = Path.Combine(Path.GetTempPath(), "chain-nemesis-" + Guid.NewGuid().ToString("N"));
     private readonly List<IAsyncDisposable> _owned = new();
+    private readonly ITestOutputHelper _output;
+
+    public NemesisTests(ITestOutputHelper output) => _output = output;
 
     public Task InitializeAsync() => Task.CompletedTask;
 
@@ -76,6 +81,162 @@ public sealed class NemesisTests : IAsyncLifetime
         Assert.True(await network.CanConnectAsync(1, victim, TimeSpan.FromSeconds(2)), "node1 cannot reach node2 after heal");
         await cluster.WaitUntilHealthyAsync(Bound);
     }
+
+    [Fact]
+    public async Task Isolating_the_tail_reconfigures_the_chain_and_writes_continue()
+    {
+        LocalCluster cluster = await StartAsync(new LocalClusterOptions { Nodes = 3, Chains = 1, DataDirectory = "", Network = ClusterNetwork.Namespaces });
+        NetworkNemesis nemesis = Own(new NetworkNemesis(cluster));
+        using var probe = new ClusterProbe(cluster);
+        using ChainClient admin = cluster.CreateClient();
+        await admin.CreateBucketAsync("load");
+        string tail = (await probe.ChainAsync(0)).Nodes[^1];
+
+        await using var load = WriteLoad.Start(cluster, "load", writers: 3);
+        await load.WaitForWritesAsync(30, Bound, probe, "writes before the fault");
+        var fault = new Fault(FaultKind.IsolateTail, 0, TimeSpan.FromSeconds(10));
+        string what = await nemesis.InjectAsync(fault, CancellationToken.None);
+        _output.WriteLine(what);
+        Assert.Contains(tail, what, StringComparison.Ordinal);
+
+        await ClusterWait.UntilAsync(async () => (await probe.TryChainAsync(0)) is { } chain && !chain.Nodes.Contains(tail),
+            Bound, () => probe.DescribeAsync($"the master to remove the isolated tail {tail}", load));
+        long atReconfiguration = load.Writes;
+        await load.WaitForWritesAsync(atReconfiguration + 30, Bound, probe, "writes after the tail was removed");
+
+        await nemesis.HealAsync(fault, CancellationToken.None);
+        await ClusterWait.UntilAsync(async () => (await probe.TryChainAsync(0)) is { } chain && chain.Nodes.Count == 3,
+            Bound, () => probe.DescribeAsync($"{tail} to rejoin the chain after heal", load));
+        await load.StopAsync();
+
+        Assert.Empty(load.StaleReads);
+        foreach (var (key, value) in load.Acknowledged)
+            Assert.Equal(value, await admin.GetBytesAsync("load", key));
+        ChainInfo final = await probe.ChainAsync(0);
+        await probe.AssertReplicasIdenticalAsync(0, final.Nodes, Bound, null);
+    }
+
+    [Fact]
+    public async Task Disk_full_fails_writes_without_acknowledging_them_and_writes_recover_after_heal()
+    {
+        LocalCluster cluster = await StartAsync(new LocalClusterOptions { Nodes = 3, Chains = 1, DataDirectory = "", NodeDataTmpfsBytes = 128L << 20 });
+        DiskNemesis nemesis = Own(new DiskNemesis(cluster));
+        using var probe = new ClusterProbe(cluster);
+        using ChainClient admin = cluster.CreateClient();
+        await admin.CreateBucketAsync("disk");
+        await admin.PutAsync("disk", "before", Bytes("before"));
+        string head = (await probe.ChainAsync(0)).Nodes[0];
+        int headIndex = probe.IndexOf(head);
+
+        var fault = new Fault(FaultKind.DiskFull, headIndex, TimeSpan.FromSeconds(10));
+        _output.WriteLine(await nemesis.InjectAsync(fault, CancellationToken.None));
+        Assert.True(new DriveInfo(cluster.Nodes[headIndex].DataDirectory).AvailableFreeSpace < 64 * 1024, "the head's tmpfs is not full");
+
+        using (ChainClient impatient = cluster.CreateClient(o => o with { OperationTimeout = TimeSpan.FromSeconds(4), AttemptTimeout = TimeSpan.FromSeconds(2) }))
+        {
+            Exception failure = await Assert.ThrowsAnyAsync<Exception>(() => impatient.PutAsync("disk", "during", Bytes("during")));
+            _output.WriteLine($"put on a full disk: {failure.GetType().Name}: {failure.Message}");
+        }
+        // Still the old data on every replica, and the head did not crash.
+        Assert.True(cluster.Nodes[headIndex].IsRunning, $"{head} exited on a full disk{string.Join("\n", cluster.Nodes[headIndex].StderrTail().TakeLast(10))}");
+        Assert.Equal(Bytes("before"), await admin.GetBytesAsync("disk", "before"));
+
+        await nemesis.HealAsync(fault, CancellationToken.None);
+        Assert.Empty(nemesis.FilledNodes);
+        await admin.PutAsync("disk", "after", Bytes("after"));
+        Assert.Equal(Bytes("after"), await admin.GetBytesAsync("disk", "after"));
+        await cluster.WaitUntilHealthyAsync(Bound);
+        await probe.AssertReplicasIdenticalAsync(0, (await probe.ChainAsync(0)).Nodes, Bound, null);
+    }
+
+    [Fact]
+    public async Task A_corrupted_sst_is_healed_by_wiping_the_node_and_resyncing_it()
+    {
+        LocalCluster cluster = await StartAsync(new LocalClusterOptions { Nodes = 3, Chains = 1, DataDirectory = "" });
+        CorruptNemesis nemesis = Own(new CorruptNemesis(cluster, CorruptionMode.FlipSst));
+        using var probe = new ClusterProbe(cluster);
+        using ChainClient admin = cluster.CreateClient();
+        await admin.CreateBucketAsync("data");
+        var written = new Dictionary<string, byte[]>();
+        for (int i = 0; i < 60; i++)
+        {
+            byte[] value = TestData.Content(i, 2000 + i * 331);
+            await admin.PutAsync("data", $"k{i}", value);
+            written[$"k{i}"] = value;
+        }
+        string tail = (await probe.ChainAsync(0)).Nodes[^1];
+        int tailIndex = probe.IndexOf(tail);
+
+        var fault = new Fault(FaultKind.Corrupt, tailIndex, TimeSpan.FromSeconds(10));
+        _output.WriteLine(await nemesis.InjectAsync(fault, CancellationToken.None));
+        // What the damaged node does with reads: an error is fine, bytes that differ from what was written are not.
+        int errors = 0;
+        using (ChainClient reader = cluster.CreateClient(o => o with { OperationTimeout = TimeSpan.FromSeconds(3), AttemptTimeout = TimeSpan.FromSeconds(1) }))
+        {
+            foreach (var (key, value) in written)
+            {
+                try
+                {
+                    Assert.Equal(value, await reader.GetBytesAsync("data", key));
+                }
+                catch (ChainException e)
+                {
+                    errors++;
+                    if (errors == 1)
+                        _output.WriteLine($"first read error after the corruption: {e.GetType().Name}: {e.Message}");
+                }
+            }
+        }
+        _output.WriteLine($"reads after the corruption: {written.Count - errors} correct, {errors} errors; {tail} running: {cluster.Nodes[tailIndex].IsRunning}");
+        _output.WriteLine($"{tail} stderr: " + string.Join("\n  ", cluster.Nodes[tailIndex].StderrTail().Where(l => l.Contains("orrupt", StringComparison.Ordinal) || l.Contains("rror", StringComparison.Ordinal)).Take(5)));
+
+        await nemesis.HealAsync(fault, CancellationToken.None);
+        await cluster.WaitUntilHealthyAsync(Bound);
+        await ClusterWait.UntilAsync(async () => (await probe.TryChainAsync(0)) is { } chain && chain.Nodes.Count == 3 && chain.Nodes.Contains(tail),
+            Bound, () => probe.DescribeAsync($"the wiped {tail} to rejoin the chain"));
+        await probe.AssertReplicasIdenticalAsync(0, (await probe.ChainAsync(0)).Nodes, Bound, null);
+        foreach (var (key, value) in written)
+            Assert.Equal(value, await admin.GetBytesAsync("data", key));
+    }
+
+    [Fact]
+    public async Task Clock_offsets_on_the_master_and_the_head_change_wall_time_only_and_the_cluster_keeps_working()
+    {
+        LocalCluster cluster = await StartAsync(new LocalClusterOptions { Nodes = 3, Chains = 1, DataDirectory = "" });
+        ClockNemesis ahead = Own(new ClockNemesis(cluster, TimeSpan.FromHours(2)));
+        ClockNemesis behind = Own(new ClockNemesis(cluster, TimeSpan.FromHours(-3)));
+        using var probe = new ClusterProbe(cluster);
+        string head = (await probe.ChainAsync(0)).Nodes[0];
+        var masterFault = new Fault(FaultKind.ClockOffset, cluster.Nodes.Count, TimeSpan.FromSeconds(10));
+        var headFault = new Fault(FaultKind.ClockOffset, probe.IndexOf(head), TimeSpan.FromSeconds(10));
+        _output.WriteLine(await ahead.InjectAsync(masterFault, CancellationToken.None));
+        _output.WriteLine(await behind.InjectAsync(headFault, CancellationToken.None));
+        Assert.Contains("--clock-offset-ms 7200000", cluster.Master.CommandLine, StringComparison.Ordinal);
+        await cluster.WaitUntilHealthyAsync(Bound);
+
+        using ChainClient client = cluster.CreateClient();
+        await client.CreateBucketAsync("skew");
+        Chain.Client.BucketInfo bucket = (await client.ListBucketsAsync()).Single(b => b.Name == "skew");
+        AssertNear(DateTimeOffset.UtcNow + TimeSpan.FromHours(2), bucket.Created, "bucket creation time (master clock)");
+        await using (var load = WriteLoad.Start(cluster, "skew", writers: 2))
+        {
+            await load.WaitForWritesAsync(40, Bound, probe, "writes with skewed clocks");
+            await load.StopAsync();
+            Assert.Empty(load.StaleReads);
+        }
+        ObjectInfo info = await client.StatAsync("skew", "w0/k0");
+        AssertNear(DateTimeOffset.UtcNow - TimeSpan.FromHours(3), info.Created, "object creation time (head clock)");
+
+        await ahead.HealAllAsync(CancellationToken.None);
+        await behind.HealAllAsync(CancellationToken.None);
+        Assert.DoesNotContain("--clock-offset-ms", cluster.Master.CommandLine, StringComparison.Ordinal);
+        await cluster.WaitUntilHealthyAsync(Bound);
+        await client.PutAsync("skew", "healed", Bytes("healed"));
+        AssertNear(DateTimeOffset.UtcNow, (await client.StatAsync("skew", "healed")).Created, "object creation time after heal");
+    }
+
+    private static void AssertNear(DateTimeOffset expected, DateTimeOffset actual, string what) =>
+        Assert.True((expected - actual).Duration() < TimeSpan.FromMinutes(5), $"{what}: {actual:O}, expected about {expected:O}");
 
     private T Own<T>(T item) where T : IAsyncDisposable
     {
