@@ -179,11 +179,14 @@ public sealed class NemesisTests : IAsyncLifetime
         await probe.AssertReplicasIdenticalAsync(0, (await probe.ChainAsync(0)).Nodes, Bound, null);
     }
 
-    [Fact]
-    public async Task A_corrupted_sst_is_healed_by_wiping_the_node_and_resyncing_it()
+    [Theory]
+    [InlineData(CorruptionMode.FlipSst)]
+    [InlineData(CorruptionMode.FlipWal)]
+    [InlineData(CorruptionMode.TruncateWal)]
+    public async Task A_corrupted_replica_is_healed_by_wiping_the_node_and_resyncing_it(CorruptionMode mode)
     {
         LocalCluster cluster = await StartAsync(new LocalClusterOptions { Nodes = 3, Chains = 1, DataDirectory = "" });
-        CorruptNemesis nemesis = Own(new CorruptNemesis(cluster, CorruptionMode.FlipSst));
+        CorruptNemesis nemesis = Own(new CorruptNemesis(cluster, mode));
         using var probe = new ClusterProbe(cluster);
         using ChainClient admin = cluster.CreateClient();
         await admin.CreateBucketAsync("data");
@@ -264,6 +267,40 @@ public sealed class NemesisTests : IAsyncLifetime
         await cluster.WaitUntilHealthyAsync(Bound);
         await client.PutAsync("skew", "healed", Bytes("healed"));
         AssertNear(DateTimeOffset.UtcNow, (await client.StatAsync("skew", "healed")).Created, "object creation time after heal");
+    }
+
+    [Fact]
+    public async Task Namespace_networks_remove_leftovers_of_dead_runs_and_everything_they_made_on_dispose()
+    {
+        RequireRoot();
+        // A crashed run: tag chnfff0 (outside the ids CreateAsync picks) whose owner pid cannot exist.
+        const string tag = "chnfff0";
+        Directory.CreateDirectory("/run/chain-harness");
+        await File.WriteAllTextAsync($"/run/chain-harness/{tag}.owner", "2147483646");
+        await Shell("ip", "netns", "add", tag + "-m");
+        await Shell("ip", "link", "add", tag + "-br", "type", "bridge");
+        await Shell("iptables", "-w", "-I", "FORWARD", "-i", tag + "-br", "-o", tag + "-br", "-m", "comment", "--comment", tag, "-j", "ACCEPT");
+
+        NamespaceNetwork network = await NamespaceNetwork.CreateAsync(2);
+        string[] made;
+        await using (network)
+        {
+            Assert.DoesNotContain(tag, await Shell("ip", "netns", "list"), StringComparison.Ordinal);
+            Assert.DoesNotContain(tag, await Shell("ip", "-o", "link", "show"), StringComparison.Ordinal);
+            Assert.DoesNotContain(tag, await Shell("iptables", "-w", "-S", "FORWARD"), StringComparison.Ordinal);
+            Assert.False(File.Exists($"/run/chain-harness/{tag}.owner"));
+
+            made = new[] { network.NamespaceOf(0), network.NamespaceOf(1), network.BridgeName };
+            Assert.All(made, name => Assert.True(name.Length <= 15, $"{name} is longer than IFNAMSIZ-1"));
+            string namespaces = await Shell("ip", "netns", "list");
+            Assert.Contains(network.NamespaceOf(1), namespaces, StringComparison.Ordinal);
+            Assert.Contains(network.Tag, await Shell("iptables", "-w", "-S", "FORWARD"), StringComparison.Ordinal);
+            // The root namespace reaches a process's address; the namespaces reach each other.
+            Assert.Contains(network.AddressOf(1).ToString(), await network.ExecAsync(1, new[] { "ip", "-o", "addr", "show", "dev", "eth0" }), StringComparison.Ordinal);
+        }
+        Assert.DoesNotContain(network.Tag, await Shell("ip", "netns", "list"), StringComparison.Ordinal);
+        Assert.DoesNotContain(network.Tag, await Shell("ip", "-o", "link", "show"), StringComparison.Ordinal);
+        Assert.DoesNotContain(network.Tag, await Shell("iptables", "-w", "-S", "FORWARD"), StringComparison.Ordinal);
     }
 
     private static void AssertNear(DateTimeOffset expected, DateTimeOffset actual, string what) =>
