@@ -21,9 +21,10 @@ public sealed class LocalCluster : IAsyncDisposable
     public const int NamespacePort = 7400;
 
     private LocalCluster(LocalClusterOptions options, string serverDll, ServerProcess master, NodeProcess[] nodes,
-        NamespaceNetwork? network, IReadOnlyList<string> mounts)
+        NamespaceNetwork? network, IReadOnlyList<string> mounts, ProxyNetwork? proxies)
     {
         Network = network;
+        Proxies = proxies;
         _mounts = mounts;
         Options = options;
         ServerDllPath = serverDll;
@@ -46,6 +47,9 @@ public sealed class LocalCluster : IAsyncDisposable
 
     /// <summary>The namespaces the processes run in; null in <see cref="ClusterNetwork.Loopback"/> mode.</summary>
     public NamespaceNetwork? Network { get; }
+
+    /// <summary>The TCP proxies between the processes; null unless <see cref="ClusterNetwork.Proxies"/> mode.</summary>
+    public ProxyNetwork? Proxies { get; }
 
     /// <summary>Every process: index 0 is the master, index i+1 is node i (the numbering of <see cref="NamespaceNetwork"/>).</summary>
     public IReadOnlyList<ServerProcess> Processes => AllProcesses().ToArray();
@@ -101,6 +105,12 @@ public sealed class LocalCluster : IAsyncDisposable
                 ? PortAllocator.FreePorts(options.Nodes + 1)
                 : Enumerable.Range(options.BasePort, options.Nodes + 1).ToArray();
         string Host(int k) => network?.AddressOf(k).ToString() ?? "127.0.0.1";
+        ServerProcess[]? everyone = null;
+        ProxyNetwork? proxies = options.Network == ClusterNetwork.Proxies
+            ? ProxyNetwork.Start(ports, k => everyone is null ? 0 : everyone[k].Pid)
+            : null;
+        // The address the other processes use for process k: the proxy's port in Proxies mode.
+        string Advertised(int k) => $"http://{Host(k)}:{(proxies is null ? ports[k] : proxies.ProxyPort(k))}";
         IReadOnlyList<string>? Launcher(int k) => network?.LauncherFor(k);
 
         var masterArgs = new List<string>
@@ -129,19 +139,20 @@ public sealed class LocalCluster : IAsyncDisposable
                 "node",
                 "--listen", $"{Host(i + 1)}:{ports[i + 1]}",
                 "--data", Path.Combine(root, id),
-                "--master", $"http://{Host(0)}:{ports[0]}",
+                "--master", Advertised(0),
                 "--node-id", id,
                 "--exit-on-stdin-close",
             };
-            if (network is not null)
-                args.AddRange(new[] { "--advertise", $"http://{Host(i + 1)}:{ports[i + 1]}" });
+            if (network is not null || proxies is not null)
+                args.AddRange(new[] { "--advertise", Advertised(i + 1) });
             if (options.MaxObjectBytes is { } max)
                 args.AddRange(new[] { "--max-object-bytes", max.ToString(CultureInfo.InvariantCulture) });
             nodes[i] = new NodeProcess(id, ports[i + 1], Path.Combine(root, id), Path.Combine(root, id + ".log"), dotnet, serverDll, args,
                 Host(i + 1), Launcher(i + 1));
         }
 
-        var cluster = new LocalCluster(options, serverDll, master, nodes, network, mounts);
+        everyone = nodes.Cast<ServerProcess>().Prepend(master).ToArray();
+        var cluster = new LocalCluster(options, serverDll, master, nodes, network, mounts, proxies);
         DateTime deadline = DateTime.UtcNow + options.StartTimeout;
         try
         {
@@ -154,6 +165,8 @@ public sealed class LocalCluster : IAsyncDisposable
         {
             await cluster.KillAllAsync().ConfigureAwait(false);
             await ReleaseAsync(network, mounts).ConfigureAwait(false);
+            if (proxies is not null)
+                await proxies.DisposeAsync().ConfigureAwait(false);
             if (options.DeleteDataOnDispose)
                 TryDeleteDirectory(root);
             throw;
@@ -314,6 +327,8 @@ public sealed class LocalCluster : IAsyncDisposable
             await KillAllAsync().ConfigureAwait(false);
         }
         await ReleaseAsync(Network, _mounts).ConfigureAwait(false);
+        if (Proxies is not null)
+            await Proxies.DisposeAsync().ConfigureAwait(false);
         if (Options.DeleteDataOnDispose)
             TryDeleteDirectory(Path.GetFullPath(Options.DataDirectory));
     }

@@ -11,6 +11,12 @@ public enum ClusterNetwork
     /// harness and its clients run; see <see cref="NamespaceNetwork"/>. Needed by <c>Faults.NetworkNemesis</c>.
     /// </summary>
     Namespaces,
+
+    /// <summary>
+    /// Loopback, but every process advertises the port of an in-harness TCP proxy (<see cref="ProxyNetwork"/>) through
+    /// which every link between processes passes: the non-root way for <c>Faults.NetworkNemesis</c> to cut links.
+    /// </summary>
+    Proxies,
 }
 
 /// <summary>How <see cref="LocalCluster.StartAsync"/> lays out a cluster of real server processes on loopback.</summary>

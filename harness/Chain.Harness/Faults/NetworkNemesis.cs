@@ -5,7 +5,8 @@ namespace Chain.Harness.Faults;
 
 /// <summary>
 /// Network partitions with iptables DROP rules inside the namespaces of a cluster started with
-/// <see cref="ClusterNetwork.Namespaces"/>. Process numbering is the cluster's: 0 = master, i+1 = node i.
+/// <see cref="ClusterNetwork.Namespaces"/> (root), or with blocked directions in the TCP proxies of a cluster started
+/// with <see cref="ClusterNetwork.Proxies"/> (any user; see <see cref="ProxyNetwork"/> for how that differs). Process numbering is the cluster's: 0 = master, i+1 = node i.
 /// A cut between processes a and b drops, in a's namespace, INPUT from b and OUTPUT to b (and the same in b's);
 /// a one-way cut a→b drops only a's OUTPUT to b and b's INPUT from a. Rules match peer addresses only, so the
 /// harness's clients (root namespace, the bridge address) keep reaching every process. Every rule carries the
@@ -25,7 +26,8 @@ public sealed class NetworkNemesis : INemesis
     };
 
     private readonly LocalCluster _cluster;
-    private readonly NamespaceNetwork _network;
+    private readonly NamespaceNetwork? _network;
+    private readonly ProxyNetwork? _proxies;
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly List<(Fault Fault, IReadOnlyList<DropRule> Rules)> _active = new();
 
@@ -33,20 +35,31 @@ public sealed class NetworkNemesis : INemesis
     {
         ArgumentNullException.ThrowIfNull(cluster);
         _cluster = cluster;
-        _network = cluster.Network ?? throw new InvalidOperationException(
-            "NetworkNemesis needs a cluster started with LocalClusterOptions.Network = Namespaces (root); " +
-            "the TCP-proxy fallback for non-root runs is not built yet");
+        _network = cluster.Network;
+        _proxies = cluster.Proxies;
+        if (_network is null && _proxies is null)
+            throw new InvalidOperationException(
+                "NetworkNemesis needs a cluster started with LocalClusterOptions.Network = Namespaces (root: iptables) " +
+                "or Proxies (any user: in-harness TCP proxies)");
     }
 
-    /// <summary>One DROP rule in one process's namespace: chain INPUT (match source) or OUTPUT (match destination).</summary>
-    public sealed record DropRule(int Process, string Chain, string Peer)
+    private int ProcessCount => _cluster.Nodes.Count + 1;
+
+    /// <summary>
+    /// One DROP rule in one process's namespace: chain INPUT (packets from <paramref name="Peer"/>) or OUTPUT (packets to
+    /// it). In proxy mode the same rule blocks the proxy direction Peer→Process (INPUT) or Process→Peer (OUTPUT).
+    /// Processes are numbered as in the cluster: 0 = master, i+1 = node i.
+    /// </summary>
+    public sealed record DropRule(int Process, string Chain, int Peer)
     {
-        internal IEnumerable<string> Spec() => new[]
+        internal IEnumerable<string> Spec(NamespaceNetwork network) => new[]
         {
-            Chain, Chain == "INPUT" ? "-s" : "-d", Peer + "/32", "-m", "comment", "--comment", RuleComment, "-j", "DROP",
+            Chain, Chain == "INPUT" ? "-s" : "-d", network.AddressOf(Peer) + "/32", "-m", "comment", "--comment", RuleComment, "-j", "DROP",
         };
 
-        public override string ToString() => $"p{Process}:{Chain} {(Chain == "INPUT" ? "from" : "to")} {Peer}";
+        internal (int From, int To) Direction => Chain == "INPUT" ? (Peer, Process) : (Process, Peer);
+
+        public override string ToString() => $"p{Process}:{Chain} {(Chain == "INPUT" ? "from" : "to")} p{Peer}";
     }
 
     public bool Supports(FaultKind kind) => Kinds.Contains(kind);
@@ -75,7 +88,10 @@ public sealed class NetworkNemesis : INemesis
             {
                 foreach (DropRule rule in rules)
                 {
-                    await _network.IptablesAsync(rule.Process, rule.Spec().Prepend("-I"), cancellationToken).ConfigureAwait(false);
+                    if (_network is not null)
+                        await _network.IptablesAsync(rule.Process, rule.Spec(_network).Prepend("-I"), cancellationToken).ConfigureAwait(false);
+                    else
+                        _proxies!.Block(rule.Direction.From, rule.Direction.To);
                     added.Add(rule);
                 }
             }
@@ -138,9 +154,14 @@ public sealed class NetworkNemesis : INemesis
         }
     }
 
-    /// <summary>Packets dropped so far by the nemesis's rules in process k's namespace (the iptables counters).</summary>
+    /// <summary>
+    /// Packets dropped so far by the nemesis's rules in process k's namespace (the iptables counters); in proxy mode the
+    /// chunks the proxies have held back in blocked directions, all processes together.
+    /// </summary>
     public async Task<long> DroppedPacketsAsync(int process, CancellationToken cancellationToken = default)
     {
+        if (_network is null)
+            return _proxies!.HeldChunks;
         long total = 0;
         foreach (string chain in new[] { "INPUT", "OUTPUT" })
         {
@@ -169,9 +190,12 @@ public sealed class NetworkNemesis : INemesis
         {
             try
             {
-                await _network.IptablesAsync(rule.Process, rule.Spec().Prepend("-D"), CancellationToken.None).ConfigureAwait(false);
+                if (_network is not null)
+                    await _network.IptablesAsync(rule.Process, rule.Spec(_network).Prepend("-D"), CancellationToken.None).ConfigureAwait(false);
+                else
+                    _proxies!.Unblock(rule.Direction.From, rule.Direction.To);
             }
-            catch (ShellCommandException e)
+            catch (Exception e) when (e is ShellCommandException or InvalidOperationException)
             {
                 failures.Add($"{rule}: {e.Message}");
             }
@@ -182,7 +206,7 @@ public sealed class NetworkNemesis : INemesis
 
     private async Task<(IReadOnlyList<DropRule> Rules, string What)> PlanAsync(Fault fault, CancellationToken ct)
     {
-        int processes = _network.Processes;
+        int processes = ProcessCount;
         int nodes = processes - 1;
         var everyone = Enumerable.Range(0, processes).ToArray();
         switch (fault.Kind)
@@ -225,7 +249,8 @@ public sealed class NetworkNemesis : INemesis
                 int[] order = Shuffle(everyone, fault.Target);
                 int from = order[0];
                 int to = order[1];
-                var rules = new[] { new DropRule(from, "OUTPUT", Address(to)), new DropRule(to, "INPUT", Address(from)) };
+                // In proxy mode both rules block the same direction: the link's block count goes to 2 and heal takes both.
+                var rules = new[] { new DropRule(from, "OUTPUT", to), new DropRule(to, "INPUT", from) };
                 return (rules, $"dropped packets from {Name(from)} to {Name(to)} (one way)");
             }
             default:
@@ -242,10 +267,10 @@ public sealed class NetworkNemesis : INemesis
         {
             foreach (int y in right)
             {
-                rules.Add(new DropRule(x, "INPUT", Address(y)));
-                rules.Add(new DropRule(x, "OUTPUT", Address(y)));
-                rules.Add(new DropRule(y, "INPUT", Address(x)));
-                rules.Add(new DropRule(y, "OUTPUT", Address(x)));
+                rules.Add(new DropRule(x, "INPUT", y));
+                rules.Add(new DropRule(x, "OUTPUT", y));
+                rules.Add(new DropRule(y, "INPUT", x));
+                rules.Add(new DropRule(y, "OUTPUT", x));
             }
         }
         return rules;
@@ -267,8 +292,6 @@ public sealed class NetworkNemesis : INemesis
             throw new InvalidOperationException($"chain {chain.ChainId} names {nodeId}, which is not a node of this cluster");
         return (index + 1, chain);
     }
-
-    private string Address(int process) => _network.AddressOf(process).ToString();
 
     private string Name(int process) => process == 0 ? "master" : _cluster.Nodes[process - 1].Id;
 
