@@ -133,21 +133,26 @@ public sealed class NemesisTests : IAsyncLifetime
 
         await using var load = WriteLoad.Start(cluster, "load", writers: 3);
         await load.WaitForWritesAsync(30, Bound, probe, "writes before the fault");
-        var fault = new Fault(FaultKind.IsolateTail, 0, TimeSpan.FromSeconds(10));
-        string what = await nemesis.InjectAsync(fault, CancellationToken.None);
-        _output.WriteLine(what);
-        // "isolated nodeK, tail of chain 0 (...)": the tail as the nemesis read it from the master at injection time.
-        string tail = System.Text.RegularExpressions.Regex.Match(what, @"^isolated (node\d+), tail of chain 0").Groups[1].Value;
-        Assert.NotEqual("", tail);
+        // Twice: the second time the victim is the node that rejoined (synced, then promoted to tail) after the first heal.
+        for (int round = 0; round < 2; round++)
+        {
+            var fault = new Fault(FaultKind.IsolateTail, 0, TimeSpan.FromSeconds(10));
+            string what = await nemesis.InjectAsync(fault, CancellationToken.None);
+            _output.WriteLine(what);
+            // "isolated nodeK, tail of chain 0 (...)": the tail as the nemesis read it from the master at injection time.
+            string tail = System.Text.RegularExpressions.Regex.Match(what, @"^isolated (node\d+), tail of chain 0").Groups[1].Value;
+            Assert.NotEqual("", tail);
 
-        await ClusterWait.UntilAsync(async () => (await probe.TryChainAsync(0)) is { } chain && !chain.Nodes.Contains(tail),
-            Bound, () => probe.DescribeAsync($"the master to remove the isolated tail {tail}", load));
-        long atReconfiguration = load.Writes;
-        await load.WaitForWritesAsync(atReconfiguration + 30, Bound, probe, "writes after the tail was removed");
+            await ClusterWait.UntilAsync(async () => (await probe.TryChainAsync(0)) is { } chain && !chain.Nodes.Contains(tail),
+                Bound, () => probe.DescribeAsync($"the master to remove the isolated tail {tail}", load));
+            long atReconfiguration = load.Writes;
+            await load.WaitForWritesAsync(atReconfiguration + 30, Bound, probe, "writes after the tail was removed");
 
-        await nemesis.HealAsync(fault, CancellationToken.None);
-        await ClusterWait.UntilAsync(async () => (await probe.TryChainAsync(0)) is { } chain && chain.Nodes.Count == 3,
-            Bound, () => probe.DescribeAsync($"{tail} to rejoin the chain after heal", load));
+            await nemesis.HealAsync(fault, CancellationToken.None);
+            await ClusterWait.UntilAsync(async () => (await probe.TryChainAsync(0)) is { } chain && chain.Nodes.Count == 3,
+                Bound, () => probe.DescribeAsync($"{tail} to rejoin the chain after heal", load));
+            await load.WaitForWritesAsync(load.Writes + 30, Bound, probe, "writes after the heal");
+        }
         await load.StopAsync();
 
         foreach (string stale in load.StaleReads)
