@@ -378,7 +378,7 @@ public sealed class NemesisTests : IAsyncLifetime
     {
         RequireRoot();
         options.DataDirectory = Path.Combine(_root, "cluster");
-        options.FailureTimeout ??= TimeSpan.FromSeconds(2);
+        options.FailureTimeout ??= TimeSpan.FromSeconds(3); // as the other integration tests: classes run in parallel on two cores
         LocalCluster cluster = await LocalCluster.StartAsync(options, CancellationToken.None);
         _owned.Add(cluster);
         return cluster;
