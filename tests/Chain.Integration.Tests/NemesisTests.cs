@@ -85,6 +85,69 @@ public sealed class NemesisTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Partitions_bridges_one_way_cuts_and_master_isolation_cut_exactly_the_links_they_describe()
+    {
+        LocalCluster cluster = await StartAsync(new LocalClusterOptions { Nodes = 3, Chains = 1, DataDirectory = "", Network = ClusterNetwork.Namespaces });
+        NamespaceNetwork network = cluster.Network!;
+        NetworkNemesis nemesis = Own(new NetworkNemesis(cluster));
+        var faults = new[]
+        {
+            new Fault(FaultKind.PartitionHalves, 11, TimeSpan.FromSeconds(5)),
+            new Fault(FaultKind.Bridge, 12, TimeSpan.FromSeconds(5)),
+            new Fault(FaultKind.OneWay, 13, TimeSpan.FromSeconds(5)),
+            new Fault(FaultKind.IsolateMaster, 0, TimeSpan.FromSeconds(5)),
+        };
+        foreach (Fault fault in faults)
+        {
+            string what = await nemesis.InjectAsync(fault, CancellationToken.None);
+            _output.WriteLine(what);
+            Func<int, int, bool> expected = ExpectedLinks(what);
+            var wrong = new List<string>();
+            for (int from = 0; from < network.Processes; from++)
+            {
+                for (int to = 0; to < network.Processes; to++)
+                {
+                    if (from == to)
+                        continue;
+                    bool connects = await network.CanConnectAsync(from, new IPEndPoint(network.AddressOf(to), LocalCluster.NamespacePort), TimeSpan.FromMilliseconds(700));
+                    if (connects != expected(from, to))
+                        wrong.Add($"p{from}->p{to}: {(connects ? "connects" : "cut")}");
+                }
+            }
+            await nemesis.HealAsync(fault, CancellationToken.None);
+            Assert.True(wrong.Count == 0, $"{fault} ({what}): {string.Join(", ", wrong)}");
+            Assert.Empty(nemesis.ActiveRules);
+        }
+        for (int k = 0; k < network.Processes; k++)
+            Assert.DoesNotContain(NetworkNemesis.RuleComment, await network.IptablesAsync(k, new[] { "-S" }), StringComparison.Ordinal);
+        await cluster.WaitUntilHealthyAsync(Bound);
+    }
+
+    /// <summary>Which TCP connections should work, from the nemesis's own description (a TCP connect needs both directions).</summary>
+    private static Func<int, int, bool> ExpectedLinks(string what)
+    {
+        static int Index(string name) => name == "master" ? 0 : int.Parse(name["node".Length..], System.Globalization.CultureInfo.InvariantCulture);
+        static int[] Set(string text) => text.Trim('{', '}', ' ').Split(',').Select(Index).ToArray();
+        var halves = System.Text.RegularExpressions.Regex.Match(what, @"^partitioned (\{[^}]*\}) \| (\{[^}]*\})(, bridged by (\w+))?");
+        if (halves.Success)
+        {
+            int[] left = Set(halves.Groups[1].Value);
+            int[] right = Set(halves.Groups[2].Value);
+            return (a, b) => !(left.Contains(a) && right.Contains(b) || right.Contains(a) && left.Contains(b));
+        }
+        var oneWay = System.Text.RegularExpressions.Regex.Match(what, @"^dropped packets from (\w+) to (\w+) \(one way\)");
+        if (oneWay.Success)
+        {
+            int x = Index(oneWay.Groups[1].Value);
+            int y = Index(oneWay.Groups[2].Value);
+            return (a, b) => !(a == x && b == y || a == y && b == x);
+        }
+        if (what.StartsWith("isolated the master", StringComparison.Ordinal))
+            return (a, b) => a != 0 && b != 0;
+        throw new InvalidOperationException($"unexpected description '{what}'");
+    }
+
+    [Fact]
     public async Task Without_namespaces_the_proxy_network_isolates_a_node_and_heal_restores_it()
     {
         // A longer failure timeout than elsewhere: the proxies run in this process and share its two cores.
