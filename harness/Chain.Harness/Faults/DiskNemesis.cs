@@ -93,8 +93,15 @@ public sealed class DiskNemesis : INemesis
             string? path;
             lock (_filled)
                 _filled.Remove(index, out path);
-            if (path is not null)
-                File.Delete(path);
+            try
+            {
+                if (path is not null)
+                    File.Delete(path);
+            }
+            catch (DirectoryNotFoundException)
+            {
+                // The cluster (and its tmpfs) is already gone.
+            }
         }
         _gate.Dispose();
     }

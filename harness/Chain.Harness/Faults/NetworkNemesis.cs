@@ -177,10 +177,25 @@ public sealed class NetworkNemesis : INemesis
         return total;
     }
 
+    /// <summary>Heals what is left; tolerates a cluster already disposed (its namespaces, and so the rules, are gone).</summary>
     public async ValueTask DisposeAsync()
     {
-        await HealAllAsync(CancellationToken.None).ConfigureAwait(false);
+        try
+        {
+            await HealAllAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (InvalidOperationException) when (_network is not null)
+        {
+            if (await NamespacesExistAsync().ConfigureAwait(false))
+                throw;
+        }
         _gate.Dispose();
+    }
+
+    private async Task<bool> NamespacesExistAsync()
+    {
+        string list = await Shell.RunAsync(_network!.IpTool, new[] { "netns", "list" }, CancellationToken.None).ConfigureAwait(false);
+        return list.Contains(_network.Tag + "-", StringComparison.Ordinal);
     }
 
     private async Task RemoveAsync(IEnumerable<DropRule> rules)
