@@ -153,7 +153,11 @@ public sealed class NemesisTests : IAsyncLifetime
         // A longer failure timeout than elsewhere: the proxies run in this process and share its two cores.
         LocalCluster cluster = await StartAsync(new LocalClusterOptions
         {
-            Nodes = 3, Chains = 1, DataDirectory = "", Network = ClusterNetwork.Proxies, FailureTimeout = TimeSpan.FromSeconds(4),
+            Nodes = 3,
+            Chains = 1,
+            DataDirectory = "",
+            Network = ClusterNetwork.Proxies,
+            FailureTimeout = TimeSpan.FromSeconds(4),
         });
         ProxyNetwork proxies = cluster.Proxies!;
         NetworkNemesis nemesis = Own(new NetworkNemesis(cluster));

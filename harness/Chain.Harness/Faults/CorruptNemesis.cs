@@ -174,23 +174,23 @@ public sealed class CorruptNemesis : INemesis
         switch (_mode)
         {
             case CorruptionMode.FlipSst:
-            {
-                FileInfo sst = LargestSst(db) ?? throw new InvalidOperationException($"no SST file in {db} even after a restart");
-                return "SST " + Flip(sst, 0, sst.Length / 2, seed);
-            }
+                {
+                    FileInfo sst = LargestSst(db) ?? throw new InvalidOperationException($"no SST file in {db} even after a restart");
+                    return "SST " + Flip(sst, 0, sst.Length / 2, seed);
+                }
             case CorruptionMode.FlipWal:
-            {
-                FileInfo wal = NewestWal(db);
-                return "WAL " + Flip(wal, wal.Length / 4, wal.Length * 3 / 4, seed);
-            }
+                {
+                    FileInfo wal = NewestWal(db);
+                    return "WAL " + Flip(wal, wal.Length / 4, wal.Length * 3 / 4, seed);
+                }
             case CorruptionMode.TruncateWal:
-            {
-                FileInfo wal = NewestWal(db);
-                long before = wal.Length;
-                using (var stream = new FileStream(wal.FullName, FileMode.Open, FileAccess.Write))
-                    stream.SetLength(before / 2);
-                return $"WAL {wal.Name} truncated from {before} to {before / 2} bytes";
-            }
+                {
+                    FileInfo wal = NewestWal(db);
+                    long before = wal.Length;
+                    using (var stream = new FileStream(wal.FullName, FileMode.Open, FileAccess.Write))
+                        stream.SetLength(before / 2);
+                    return $"WAL {wal.Name} truncated from {before} to {before / 2} bytes";
+                }
             default:
                 throw new InvalidOperationException($"unknown corruption mode {_mode}");
         }

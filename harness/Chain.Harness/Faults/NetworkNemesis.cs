@@ -227,47 +227,47 @@ public sealed class NetworkNemesis : INemesis
         switch (fault.Kind)
         {
             case FaultKind.IsolateNode:
-            {
-                int victim = 1 + Mod(fault.Target, nodes);
-                return (Cut(new[] { victim }, everyone.Where(p => p != victim)), $"isolated {Name(victim)}");
-            }
+                {
+                    int victim = 1 + Mod(fault.Target, nodes);
+                    return (Cut(new[] { victim }, everyone.Where(p => p != victim)), $"isolated {Name(victim)}");
+                }
             case FaultKind.IsolateHead:
             case FaultKind.IsolateTail:
-            {
-                (int victim, ChainView chain) = await ChainEndAsync(fault, ct).ConfigureAwait(false);
-                string end = fault.Kind == FaultKind.IsolateHead ? "head" : "tail";
-                return (Cut(new[] { victim }, everyone.Where(p => p != victim)),
-                    $"isolated {Name(victim)}, {end} of chain {chain.ChainId} (epoch {chain.Epoch}: [{string.Join(",", chain.NodeIds)}])");
-            }
+                {
+                    (int victim, ChainView chain) = await ChainEndAsync(fault, ct).ConfigureAwait(false);
+                    string end = fault.Kind == FaultKind.IsolateHead ? "head" : "tail";
+                    return (Cut(new[] { victim }, everyone.Where(p => p != victim)),
+                        $"isolated {Name(victim)}, {end} of chain {chain.ChainId} (epoch {chain.Epoch}: [{string.Join(",", chain.NodeIds)}])");
+                }
             case FaultKind.IsolateMaster:
                 return (Cut(new[] { 0 }, everyone.Where(p => p != 0)), "isolated the master from every node");
             case FaultKind.PartitionHalves:
-            {
-                int[] order = Shuffle(everyone, fault.Target);
-                int[] left = order[..(processes / 2)];
-                int[] right = order[(processes / 2)..];
-                return (Cut(left, right), $"partitioned {Names(left)} | {Names(right)}");
-            }
+                {
+                    int[] order = Shuffle(everyone, fault.Target);
+                    int[] left = order[..(processes / 2)];
+                    int[] right = order[(processes / 2)..];
+                    return (Cut(left, right), $"partitioned {Names(left)} | {Names(right)}");
+                }
             case FaultKind.Bridge:
-            {
-                if (processes < 3)
-                    throw new InvalidOperationException("a bridge needs at least three processes");
-                int[] order = Shuffle(everyone, fault.Target);
-                int bridge = order[0];
-                int[] rest = order[1..];
-                int[] left = rest[..(rest.Length / 2)];
-                int[] right = rest[(rest.Length / 2)..];
-                return (Cut(left, right), $"partitioned {Names(left)} | {Names(right)}, bridged by {Name(bridge)}");
-            }
+                {
+                    if (processes < 3)
+                        throw new InvalidOperationException("a bridge needs at least three processes");
+                    int[] order = Shuffle(everyone, fault.Target);
+                    int bridge = order[0];
+                    int[] rest = order[1..];
+                    int[] left = rest[..(rest.Length / 2)];
+                    int[] right = rest[(rest.Length / 2)..];
+                    return (Cut(left, right), $"partitioned {Names(left)} | {Names(right)}, bridged by {Name(bridge)}");
+                }
             case FaultKind.OneWay:
-            {
-                int[] order = Shuffle(everyone, fault.Target);
-                int from = order[0];
-                int to = order[1];
-                // In proxy mode both rules block the same direction: the link's block count goes to 2 and heal takes both.
-                var rules = new[] { new DropRule(from, "OUTPUT", to), new DropRule(to, "INPUT", from) };
-                return (rules, $"dropped packets from {Name(from)} to {Name(to)} (one way)");
-            }
+                {
+                    int[] order = Shuffle(everyone, fault.Target);
+                    int from = order[0];
+                    int to = order[1];
+                    // In proxy mode both rules block the same direction: the link's block count goes to 2 and heal takes both.
+                    var rules = new[] { new DropRule(from, "OUTPUT", to), new DropRule(to, "INPUT", from) };
+                    return (rules, $"dropped packets from {Name(from)} to {Name(to)} (one way)");
+                }
             default:
                 throw new NotSupportedException($"{nameof(NetworkNemesis)} does not inject {fault.Kind}");
         }
