@@ -14,10 +14,18 @@ public sealed class LocalCluster : IAsyncDisposable
 
     private readonly ServerProcess _master;
     private readonly NodeProcess[] _nodes;
+    private readonly IReadOnlyList<string> _mounts;
     private int _disposed;
 
-    private LocalCluster(LocalClusterOptions options, string serverDll, ServerProcess master, NodeProcess[] nodes)
+    /// <summary>The port every process listens on in <see cref="ClusterNetwork.Namespaces"/> mode (each has its own address).</summary>
+    public const int NamespacePort = 7400;
+
+    private LocalCluster(LocalClusterOptions options, string serverDll, ServerProcess master, NodeProcess[] nodes,
+        NamespaceNetwork? network, IReadOnlyList<string> mounts, ProxyNetwork? proxies)
     {
+        Network = network;
+        Proxies = proxies;
+        _mounts = mounts;
         Options = options;
         ServerDllPath = serverDll;
         _master = master;
@@ -37,6 +45,18 @@ public sealed class LocalCluster : IAsyncDisposable
 
     public IReadOnlyList<NodeProcess> Nodes => _nodes;
 
+    /// <summary>The namespaces the processes run in; null in <see cref="ClusterNetwork.Loopback"/> mode.</summary>
+    public NamespaceNetwork? Network { get; }
+
+    /// <summary>The TCP proxies between the processes; null unless <see cref="ClusterNetwork.Proxies"/> mode.</summary>
+    public ProxyNetwork? Proxies { get; }
+
+    /// <summary>Every process: index 0 is the master, index i+1 is node i (the numbering of <see cref="NamespaceNetwork"/>).</summary>
+    public IReadOnlyList<ServerProcess> Processes => AllProcesses().ToArray();
+
+    /// <summary>Whether each node's data directory is a size-limited tmpfs (<see cref="LocalClusterOptions.NodeDataTmpfsBytes"/>).</summary>
+    public bool NodeDataOnTmpfs => _mounts.Count > 0;
+
     /// <summary>A server process exited without the harness having stopped it (process, exit code).</summary>
     public event Action<ServerProcess, int>? UnexpectedExit;
 
@@ -50,14 +70,53 @@ public sealed class LocalCluster : IAsyncDisposable
         string root = Path.GetFullPath(options.DataDirectory);
         Directory.CreateDirectory(root);
 
-        int[] ports = options.BasePort == 0
-            ? PortAllocator.FreePorts(options.Nodes + 1)
-            : Enumerable.Range(options.BasePort, options.Nodes + 1).ToArray();
+        NamespaceNetwork? network = null;
+        var mounts = new List<string>();
+        try
+        {
+            if (options.NodeDataTmpfsBytes is not null)
+            {
+                if (TmpfsMounts.Unavailable() is { } reason)
+                    throw new InvalidOperationException("LocalClusterOptions.NodeDataTmpfsBytes: " + reason);
+                await TmpfsMounts.RemoveLeftoversAsync().ConfigureAwait(false);
+            }
+            if (options.Network == ClusterNetwork.Namespaces)
+                network = await NamespaceNetwork.CreateAsync(options.Nodes + 1, ct).ConfigureAwait(false);
+            if (options.NodeDataTmpfsBytes is { } tmpfsBytes)
+            {
+                for (int i = 0; i < options.Nodes; i++)
+                {
+                    string directory = Path.Combine(root, NodeId(i));
+                    await TmpfsMounts.MountAsync(directory, tmpfsBytes, ct).ConfigureAwait(false);
+                    mounts.Add(directory);
+                }
+            }
+        }
+        catch
+        {
+            await ReleaseAsync(network, mounts).ConfigureAwait(false);
+            throw;
+        }
+
+        // Process k (0 = master, i+1 = node i): on loopback each has its own port; in namespaces each has its own address.
+        int[] ports = network is not null
+            ? Enumerable.Repeat(options.BasePort == 0 ? NamespacePort : options.BasePort, options.Nodes + 1).ToArray()
+            : options.BasePort == 0
+                ? PortAllocator.FreePorts(options.Nodes + 1)
+                : Enumerable.Range(options.BasePort, options.Nodes + 1).ToArray();
+        string Host(int k) => network?.AddressOf(k).ToString() ?? "127.0.0.1";
+        ServerProcess[]? everyone = null;
+        ProxyNetwork? proxies = options.Network == ClusterNetwork.Proxies
+            ? ProxyNetwork.Start(ports, k => everyone is null ? 0 : everyone[k].Pid)
+            : null;
+        // The address the other processes use for process k: the proxy's port in Proxies mode.
+        string Advertised(int k) => $"http://{Host(k)}:{(proxies is null ? ports[k] : proxies.ProxyPort(k))}";
+        IReadOnlyList<string>? Launcher(int k) => network?.LauncherFor(k);
 
         var masterArgs = new List<string>
         {
             "master",
-            "--listen", $"127.0.0.1:{ports[0]}",
+            "--listen", $"{Host(0)}:{ports[0]}",
             "--data", Path.Combine(root, "master"),
             "--exit-on-stdin-close",
             "--expect-nodes", options.Nodes.ToString(CultureInfo.InvariantCulture),
@@ -69,7 +128,7 @@ public sealed class LocalCluster : IAsyncDisposable
         if (options.FailureTimeout is { } failureTimeout)
             masterArgs.AddRange(new[] { "--failure-timeout-ms", ((long)failureTimeout.TotalMilliseconds).ToString(CultureInfo.InvariantCulture) });
         var master = new ServerProcess("master", null, ports[0], Path.Combine(root, "master"), Path.Combine(root, "master.log"),
-            dotnet, serverDll, masterArgs);
+            dotnet, serverDll, masterArgs, Host(0), Launcher(0));
 
         var nodes = new NodeProcess[options.Nodes];
         for (int i = 0; i < nodes.Length; i++)
@@ -78,22 +137,26 @@ public sealed class LocalCluster : IAsyncDisposable
             var args = new List<string>
             {
                 "node",
-                "--listen", $"127.0.0.1:{ports[i + 1]}",
+                "--listen", $"{Host(i + 1)}:{ports[i + 1]}",
                 "--data", Path.Combine(root, id),
-                "--master", $"http://127.0.0.1:{ports[0]}",
+                "--master", Advertised(0),
                 "--node-id", id,
                 "--exit-on-stdin-close",
             };
+            if (network is not null || proxies is not null)
+                args.AddRange(new[] { "--advertise", Advertised(i + 1) });
             if (options.MaxObjectBytes is { } max)
                 args.AddRange(new[] { "--max-object-bytes", max.ToString(CultureInfo.InvariantCulture) });
             args.AddRange(options.ExtraNodeArguments);
-            nodes[i] = new NodeProcess(id, ports[i + 1], Path.Combine(root, id), Path.Combine(root, id + ".log"), dotnet, serverDll, args)
+            nodes[i] = new NodeProcess(id, ports[i + 1], Path.Combine(root, id), Path.Combine(root, id + ".log"), dotnet, serverDll, args,
+                Host(i + 1), Launcher(i + 1))
             {
                 ExtraEnvironment = options.NodeEnvironment,
             };
         }
 
-        var cluster = new LocalCluster(options, serverDll, master, nodes);
+        everyone = nodes.Cast<ServerProcess>().Prepend(master).ToArray();
+        var cluster = new LocalCluster(options, serverDll, master, nodes, network, mounts, proxies);
         DateTime deadline = DateTime.UtcNow + options.StartTimeout;
         try
         {
@@ -105,10 +168,31 @@ public sealed class LocalCluster : IAsyncDisposable
         catch
         {
             await cluster.KillAllAsync().ConfigureAwait(false);
+            await ReleaseAsync(network, mounts).ConfigureAwait(false);
+            if (proxies is not null)
+                await proxies.DisposeAsync().ConfigureAwait(false);
             if (options.DeleteDataOnDispose)
                 TryDeleteDirectory(root);
             throw;
         }
+    }
+
+    /// <summary>Unmounts the tmpfs data directories and removes the namespaces (best effort, after the processes are gone).</summary>
+    private static async Task ReleaseAsync(NamespaceNetwork? network, IReadOnlyList<string> mounts)
+    {
+        foreach (string directory in mounts)
+        {
+            try
+            {
+                await TmpfsMounts.UnmountAsync(directory).ConfigureAwait(false);
+            }
+            catch (InvalidOperationException)
+            {
+                // Best effort; the next run's leftover sweep retries.
+            }
+        }
+        if (network is not null)
+            await network.DisposeAsync().ConfigureAwait(false);
     }
 
     /// <summary>The node id of node index <paramref name="index"/> (0-based).</summary>
@@ -246,6 +330,9 @@ public sealed class LocalCluster : IAsyncDisposable
         {
             await KillAllAsync().ConfigureAwait(false);
         }
+        await ReleaseAsync(Network, _mounts).ConfigureAwait(false);
+        if (Proxies is not null)
+            await Proxies.DisposeAsync().ConfigureAwait(false);
         if (Options.DeleteDataOnDispose)
             TryDeleteDirectory(Path.GetFullPath(Options.DataDirectory));
     }

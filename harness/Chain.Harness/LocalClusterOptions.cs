@@ -1,5 +1,24 @@
 namespace Chain.Harness;
 
+/// <summary>Where a <see cref="LocalCluster"/>'s processes listen.</summary>
+public enum ClusterNetwork
+{
+    /// <summary>Every process on 127.0.0.1 with its own port (no privileges needed).</summary>
+    Loopback,
+
+    /// <summary>
+    /// Every process in its own network namespace (root only), joined by a bridge in the root namespace where the
+    /// harness and its clients run; see <see cref="NamespaceNetwork"/>. Needed by <c>Faults.NetworkNemesis</c>.
+    /// </summary>
+    Namespaces,
+
+    /// <summary>
+    /// Loopback, but every process advertises the port of an in-harness TCP proxy (<see cref="ProxyNetwork"/>) through
+    /// which every link between processes passes: the non-root way for <c>Faults.NetworkNemesis</c> to cut links.
+    /// </summary>
+    Proxies,
+}
+
 /// <summary>How <see cref="LocalCluster.StartAsync"/> lays out a cluster of real server processes on loopback.</summary>
 public sealed class LocalClusterOptions
 {
@@ -34,6 +53,15 @@ public sealed class LocalClusterOptions
     /// <summary>Extra environment variables for every storage node process (e.g. <c>CHAIN_ALLOW_UNSAFE_TEST_BREAKS=1</c>).</summary>
     public IReadOnlyDictionary<string, string> NodeEnvironment { get; set; } = new Dictionary<string, string>(StringComparer.Ordinal);
 
+    /// <summary>Loopback (default) or one network namespace per process (root only).</summary>
+    public ClusterNetwork Network { get; set; } = ClusterNetwork.Loopback;
+
+    /// <summary>
+    /// When set (root only), each node's data directory is a tmpfs of this many bytes, mounted at start and unmounted
+    /// on dispose, so that <c>Faults.DiskNemesis</c> can fill it. Null: the data directories are plain directories.
+    /// </summary>
+    public long? NodeDataTmpfsBytes { get; set; }
+
     /// <summary>Path of Chain.Server.dll; null means <see cref="ServerLocator"/>'s search.</summary>
     public string? ServerDllPath { get; set; }
 
@@ -64,6 +92,11 @@ public sealed class LocalClusterOptions
             throw new ArgumentException("ExtraNodeArguments must not be or contain null", nameof(ExtraNodeArguments));
         if (NodeEnvironment is null || NodeEnvironment.Keys.Any(string.IsNullOrEmpty))
             throw new ArgumentException("NodeEnvironment must not be null or have empty names", nameof(NodeEnvironment));
+
+        if (!Enum.IsDefined(Network))
+            throw new ArgumentOutOfRangeException(nameof(Network), Network, "unknown network mode");
+        if (NodeDataTmpfsBytes is < TmpfsMounts.BytesMin)
+            throw new ArgumentOutOfRangeException(nameof(NodeDataTmpfsBytes), NodeDataTmpfsBytes, $"a node's tmpfs needs at least {TmpfsMounts.BytesMin} bytes (RocksDB preallocates its WAL)");
         if (StartTimeout <= TimeSpan.Zero)
             throw new ArgumentOutOfRangeException(nameof(StartTimeout), StartTimeout, "start timeout must be positive");
         if (StopTimeout <= TimeSpan.Zero)

@@ -12,6 +12,9 @@ internal static partial class Native
     public const int SIGSTOP = 19;
     private const int ESRCH = 3;
 
+    [LibraryImport("libc", EntryPoint = "geteuid")]
+    public static partial uint GetEffectiveUserId();
+
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static partial int SysKill(int pid, int signal);
 

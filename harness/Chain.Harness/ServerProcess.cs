@@ -19,6 +19,8 @@ public class ServerProcess
     private readonly string _dotnet;
     private readonly string _serverDll;
     private readonly IReadOnlyList<string> _arguments;
+    private readonly IReadOnlyList<string> _launcher;
+    private IReadOnlyList<string> _extraArguments = Array.Empty<string>();
     private readonly Queue<string> _stderrTail = new();
     private Process? _process;
     private Task<int>? _exit;
@@ -26,17 +28,18 @@ public class ServerProcess
     private bool _stopRequested;
 
     internal ServerProcess(string role, string? nodeId, int port, string dataDirectory, string logPath,
-        string dotnet, string serverDll, IReadOnlyList<string> arguments)
+        string dotnet, string serverDll, IReadOnlyList<string> arguments, string host = "127.0.0.1", IReadOnlyList<string>? launcher = null)
     {
         Role = role;
         NodeId = nodeId;
         Port = port;
         DataDirectory = dataDirectory;
         LogPath = logPath;
-        Address = new Uri($"http://127.0.0.1:{port}");
+        Address = new Uri($"http://{host}:{port}");
         _dotnet = dotnet;
         _serverDll = serverDll;
         _arguments = arguments;
+        _launcher = launcher ?? Array.Empty<string>();
     }
 
     /// <summary>"master" or "node".</summary>
@@ -79,8 +82,18 @@ public class ServerProcess
     /// <summary>Extra environment variables for the process (on top of the harness's own environment).</summary>
     public IReadOnlyDictionary<string, string> ExtraEnvironment { get; internal init; } = new Dictionary<string, string>(StringComparer.Ordinal);
 
-    /// <summary>The command line used to run this server.</summary>
-    public string CommandLine => $"{_dotnet} {_serverDll} {string.Join(' ', _arguments)}";
+    /// <summary>The command line used to run this server (with the launcher, e.g. <c>ip netns exec NAME</c>, in front).</summary>
+    public string CommandLine => string.Join(' ', _launcher.Append(_dotnet).Append(_serverDll).Concat(_arguments).Concat(ExtraArguments));
+
+    /// <summary>
+    /// Arguments appended to the command line from the next start on (fault injection, e.g. <c>--clock-offset-ms</c>);
+    /// empty by default. A running process is not affected until it is restarted.
+    /// </summary>
+    public IReadOnlyList<string> ExtraArguments
+    {
+        get => Volatile.Read(ref _extraArguments);
+        set => Volatile.Write(ref _extraArguments, value?.ToArray() ?? throw new ArgumentNullException(nameof(value)));
+    }
 
     /// <summary>The last lines the process wrote to stderr.</summary>
     public IReadOnlyList<string> StderrTail()
@@ -113,7 +126,8 @@ public class ServerProcess
         {
             AutoFlush = true,
         };
-        var startInfo = new ProcessStartInfo(_dotnet)
+        // With a launcher (ip netns exec NAME) the launcher execs dotnet: the pid we signal is the server's own.
+        var startInfo = new ProcessStartInfo(_launcher.Count > 0 ? _launcher[0] : _dotnet)
         {
             UseShellExecute = false,
             RedirectStandardInput = true,
@@ -125,8 +139,12 @@ public class ServerProcess
         };
         foreach ((string name, string value) in ExtraEnvironment)
             startInfo.Environment[name] = value;
+        foreach (string argument in _launcher.Skip(1))
+            startInfo.ArgumentList.Add(argument);
+        if (_launcher.Count > 0)
+            startInfo.ArgumentList.Add(_dotnet);
         startInfo.ArgumentList.Add(_serverDll);
-        foreach (string argument in _arguments)
+        foreach (string argument in _arguments.Concat(ExtraArguments))
             startInfo.ArgumentList.Add(argument);
 
         var process = new Process { StartInfo = startInfo };
@@ -348,8 +366,9 @@ public class ServerProcess
 /// <summary>A storage-node process; <see cref="Id"/> is its --node-id.</summary>
 public sealed class NodeProcess : ServerProcess
 {
-    internal NodeProcess(string id, int port, string dataDirectory, string logPath, string dotnet, string serverDll, IReadOnlyList<string> arguments)
-        : base("node", id, port, dataDirectory, logPath, dotnet, serverDll, arguments)
+    internal NodeProcess(string id, int port, string dataDirectory, string logPath, string dotnet, string serverDll, IReadOnlyList<string> arguments,
+        string host = "127.0.0.1", IReadOnlyList<string>? launcher = null)
+        : base("node", id, port, dataDirectory, logPath, dotnet, serverDll, arguments, host, launcher)
     {
         Id = id;
     }

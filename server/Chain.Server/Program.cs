@@ -21,8 +21,8 @@ public static class Program
 {
     private const string Usage = """
         usage:
-          Chain.Server master --listen HOST:PORT --data DIR [--expect-nodes N] [--chains C] [--replicas R] [--failure-timeout-ms MS] [--exit-on-stdin-close]
-          Chain.Server node --listen HOST:PORT --data DIR --master URL --node-id ID [--advertise URL] [--zone Z] [--max-object-bytes N] [--exit-on-stdin-close]
+          Chain.Server master --listen HOST:PORT --data DIR [--expect-nodes N] [--chains C] [--replicas R] [--failure-timeout-ms MS] [--clock-offset-ms N] [--exit-on-stdin-close]
+          Chain.Server node --listen HOST:PORT --data DIR --master URL --node-id ID [--advertise URL] [--zone Z] [--max-object-bytes N] [--clock-offset-ms N] [--exit-on-stdin-close]
                                [--unsafe-test-break ack-before-tail|dirty-reads[,...]]   (harness self-tests only; needs CHAIN_ALLOW_UNSAFE_TEST_BREAKS=1)
         """;
 
@@ -125,11 +125,12 @@ public static class Program
             FailureTimeout = TimeSpan.FromMilliseconds(OptionalInt(flags, "failure-timeout-ms") ?? 3000),
         };
         options.Validate();
+        TimeProvider time = Clock(flags);
         Directory.CreateDirectory(data);
         using var engine = RocksDbEngine.Open(Path.Combine(data, "master.rocksdb"),
             new RocksDbOptions { ColumnFamilies = new[] { EngineMasterStateStore.ColumnFamily } });
         var store = new EngineMasterStateStore(engine);
-        var master = new MasterService(store, options, TimeProvider.System, loggers.CreateLogger<MasterService>());
+        var master = new MasterService(store, options, time, loggers.CreateLogger<MasterService>());
         var registry = new RpcServiceRegistry();
         master.Register(registry);
         await using RpcServer server = await RpcServer.StartAsync(listen, registry, ServerOptions(loggers));
@@ -165,6 +166,7 @@ public static class Program
         string nodeId = Required(flags, "node-id");
         Uri? advertise = flags.TryGetValue("advertise", out string? adv) ? new Uri(adv) : null;
         long? maxObject = flags.TryGetValue("max-object-bytes", out string? mo) ? long.Parse(mo, CultureInfo.InvariantCulture) : null;
+        TimeProvider time = Clock(flags);
         Directory.CreateDirectory(data);
         using var engine = RocksDbEngine.Open(Path.Combine(data, "node.rocksdb"),
             new RocksDbOptions { ColumnFamilies = StorageNode.ColumnFamilies.ToArray() });
@@ -177,6 +179,7 @@ public static class Program
             Zone = flags.GetValueOrDefault("zone", ""),
             ObjectBytesMax = maxObject ?? Limits.ObjectBytesMaxDefault,
             TestBreaks = breaks,
+            Time = time,
         }, loggers);
         var registry = new RpcServiceRegistry();
         node.Register(registry);
@@ -207,6 +210,20 @@ public static class Program
         if (breaks == TestBreaks.None)
             throw new ArgumentException("--unsafe-test-break needs a mode (ack-before-tail, dirty-reads)");
         return breaks;
+    }
+
+    /// <summary>
+    /// The process's clock: the system clock, or with <c>--clock-offset-ms N</c> the system clock with its wall time
+    /// (<see cref="TimeProvider.GetUtcNow"/>) shifted by N ms (negative: behind). Timers and timestamps stay monotonic.
+    /// </summary>
+    internal static TimeProvider Clock(Dictionary<string, string> flags)
+    {
+        if (!flags.TryGetValue("clock-offset-ms", out string? text))
+            return TimeProvider.System;
+        if (!long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long offsetMs)
+            || Math.Abs(offsetMs) > OffsetTimeProvider.OffsetMsMax)
+            throw new ArgumentException($"--clock-offset-ms must be a whole number of milliseconds within ±{OffsetTimeProvider.OffsetMsMax}");
+        return offsetMs == 0 ? TimeProvider.System : new OffsetTimeProvider(TimeProvider.System, TimeSpan.FromMilliseconds(offsetMs));
     }
 
     private static RpcServerOptions ServerOptions(ILoggerFactory loggers) => new()
