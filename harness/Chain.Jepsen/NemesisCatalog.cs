@@ -42,6 +42,18 @@ public static class NemesisCatalog
     public static readonly IReadOnlyList<NemesisFactory> Factories = new[]
     {
         new NemesisFactory("process", new[] { FaultKind.KillNode, FaultKind.PauseNode, FaultKind.KillMaster }, cluster => new ProcessNemesis(cluster)),
+        new NemesisFactory("network", new[]
+            {
+                FaultKind.PartitionHalves, FaultKind.IsolateNode, FaultKind.IsolateHead, FaultKind.IsolateTail,
+                FaultKind.IsolateMaster, FaultKind.Bridge, FaultKind.OneWay,
+            },
+            cluster => new NetworkNemesis(cluster),
+            // iptables in a namespace per process as root; in-harness TCP proxies otherwise.
+            options => options.Network = Environment.IsPrivilegedProcess ? ClusterNetwork.Namespaces : ClusterNetwork.Proxies),
+        new NemesisFactory("disk", new[] { FaultKind.DiskFull }, cluster => new DiskNemesis(cluster),
+            options => options.NodeDataTmpfsBytes = 384L * 1024 * 1024),
+        new NemesisFactory("corrupt", new[] { FaultKind.Corrupt }, cluster => new CorruptNemesis(cluster)),
+        new NemesisFactory("clock", new[] { FaultKind.ClockOffset }, cluster => new ClockNemesis(cluster)),
     };
 
     public static string NameOf(FaultKind kind) => Names.First(p => p.Value == kind).Key;
@@ -93,6 +105,8 @@ public static class NemesisCatalog
         FaultKind[] missing = needed.Where(k => !supported.Contains(k)).Distinct().ToArray();
         if (missing.Length > 0)
             throw new NotSupportedException($"no nemesis in this build injects {string.Join(", ", missing)}");
-        return new CompositeNemesis(chosen.Select(f => f.Create(cluster)).ToArray());
+        // Only the nemeses the run needs: some need a cluster laid out for them (namespaces, tmpfs) and refuse others.
+        var kinds = needed.ToHashSet();
+        return new CompositeNemesis(chosen.Where(f => f.Kinds.Any(kinds.Contains)).Select(f => f.Create(cluster)).ToArray());
     }
 }
