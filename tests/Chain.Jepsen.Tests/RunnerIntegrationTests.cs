@@ -64,7 +64,7 @@ public sealed class RunnerIntegrationTests : IDisposable
     }
 
     [Fact]
-    public async Task A_set_run_with_kill_is_valid()
+    public async Task A_set_run_with_kill_and_partition_is_valid()
     {
         var spec = new RunSpec
         {
@@ -74,9 +74,14 @@ public sealed class RunnerIntegrationTests : IDisposable
             Keys = 1,
             KeyWeights = new[] { 1 },
             Ops = 20_000,
-            TimeLimit = TimeSpan.FromSeconds(10),
+            TimeLimit = TimeSpan.FromSeconds(11),
             Mix = new OpMix(0, 1, 0),
-            Faults = new[] { new ScheduledFault(TimeSpan.FromSeconds(2), new Fault(FaultKind.KillNode, 1, TimeSpan.FromSeconds(4))) },
+            Faults = new[]
+            {
+                new ScheduledFault(TimeSpan.FromSeconds(2), new Fault(FaultKind.KillNode, 1, TimeSpan.FromSeconds(4))),
+                // Network namespaces and iptables as root, the harness's TCP proxies otherwise.
+                new ScheduledFault(TimeSpan.FromSeconds(7), new Fault(FaultKind.PartitionHalves, 3, TimeSpan.FromSeconds(3))),
+            },
         };
 
         RunResult result = await Runner.RunAsync(spec, Options);
@@ -86,7 +91,9 @@ public sealed class RunnerIntegrationTests : IDisposable
         Assert.Equal(Verdict.Valid, result.Verdict);
         Assert.NotNull(result.Check.Set);
         Assert.Empty(result.Check.Set!.Lost);
-        Assert.StartsWith("SIGKILL node2", Assert.Single(result.Faults).Description, StringComparison.Ordinal);
+        Assert.Equal(2, result.Faults.Count);
+        Assert.StartsWith("SIGKILL node2", result.Faults[0].Description, StringComparison.Ordinal);
+        Assert.StartsWith("partitioned", result.Faults[1].Description, StringComparison.Ordinal);
         Assert.True(result.History.Count(o => o.Kind == OpKind.Write && o.Status == OpStatus.Ok) > 50);
     }
 
