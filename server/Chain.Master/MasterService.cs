@@ -22,6 +22,7 @@ public sealed class MasterService
     private readonly ConcurrentDictionary<string, long> _lastHeartbeatMs = new(StringComparer.Ordinal);
     private ClusterConfig _state;
     private readonly long _startedMs;
+    private readonly long _origin;
     // Per (chain, syncing node): the last applied sequence number it reported and when it last moved.
     private readonly ConcurrentDictionary<(uint Chain, string Node), (ulong Progress, long SinceMs)> _syncProgress = new();
 
@@ -33,6 +34,7 @@ public sealed class MasterService
         _time = time;
         _log = log;
         _state = store.Load() ?? new ClusterConfig { Version = 0, Replicas = (uint)options.EffectiveReplicas };
+        _origin = _time.GetTimestamp();
         _startedMs = NowMs();
         _log.LogInformation("master state loaded: version {Version}, {Nodes} nodes, {Chains} chains, {Buckets} buckets",
             _state.Version, _state.Nodes.Count, _state.Chains.Count, _state.Buckets.Count);
@@ -164,7 +166,7 @@ public sealed class MasterService
         {
             if (_lastHeartbeatMs.TryGetValue(n.Node.NodeId, out long last))
             {
-                n.LastHeartbeatUnixMs = last;
+                n.LastHeartbeatUnixMs = ToUnixMs(last);
                 n.Alive = now - last <= (long)_options.AliveWindow.TotalMilliseconds;
             }
         }
@@ -347,7 +349,15 @@ public sealed class MasterService
         _state = next;
     }
 
-    private long NowMs() => _time.GetUtcNow().ToUnixTimeMilliseconds();
+    /// <summary>
+    /// Milliseconds on the monotonic clock since the master started. Failure detection and stall timeouts use this,
+    /// never wall time: the read-lease argument needs the master to measure the failure timeout on a clock that
+    /// cannot jump (a wall-clock step would otherwise eject nodes early while their leases are still valid).
+    /// </summary>
+    private long NowMs() => (long)_time.GetElapsedTime(_origin).TotalMilliseconds;
+
+    /// <summary>Wall time of a moment on <see cref="NowMs"/>'s clock, for display only.</summary>
+    private long ToUnixMs(long monotonicMs) => _time.GetUtcNow().ToUnixTimeMilliseconds() - (NowMs() - monotonicMs);
 }
 
 internal static class Errors

@@ -10,9 +10,18 @@ public class MasterReconfigurationTests
 {
     private sealed class ManualClock : TimeProvider
     {
-        private DateTimeOffset _now = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
-        public override DateTimeOffset GetUtcNow() => _now;
-        public void Advance(TimeSpan by) => _now += by;
+        private DateTimeOffset _wall = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+        private long _monotonicTicks;
+        public override DateTimeOffset GetUtcNow() => _wall;
+        public override long GetTimestamp() => _monotonicTicks;
+        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+        public void Advance(TimeSpan by)
+        {
+            _wall += by;
+            _monotonicTicks += by.Ticks;
+        }
+        /// <summary>A wall-clock step (NTP, an operator): the monotonic clock does not move.</summary>
+        public void StepWallClock(TimeSpan by) => _wall += by;
     }
 
     private static (MasterService Master, ManualClock Clock) Start()
@@ -64,6 +73,29 @@ public class MasterReconfigurationTests
         Assert.Equal(new[] { "n1", "n2", "n4" }, master.Current.Chains[0].Nodes);
         Assert.Empty(master.Current.Chains[0].Syncing);
         Assert.Equal(syncingEpoch + 1, master.Current.Chains[0].Epoch);
+    }
+
+    [Fact]
+    public async Task A_wall_clock_step_neither_ejects_live_nodes_nor_keeps_silent_ones()
+    {
+        var (master, clock) = Start();
+        await RegisterAsync(master, "n1", "n2", "n3");
+        clock.Advance(TimeSpan.FromMilliseconds(500));
+        foreach (string id in new[] { "n1", "n2", "n3" })
+            await BeatAsync(master, id);
+
+        // The wall clock jumps an hour ahead: every heartbeat looks an hour old by wall time, but none is.
+        clock.StepWallClock(TimeSpan.FromHours(1));
+        Assert.False(await master.SweepAsync(default));
+        Assert.Equal(new[] { "n1", "n2", "n3" }, master.Current.Chains[0].Nodes);
+
+        // And jumping back does not keep a node that really went silent: n3 stops for longer than the timeout.
+        clock.StepWallClock(TimeSpan.FromHours(-2));
+        clock.Advance(TimeSpan.FromSeconds(2));
+        foreach (string id in new[] { "n1", "n2" })
+            await BeatAsync(master, id);
+        Assert.True(await master.SweepAsync(default));
+        Assert.Equal(new[] { "n1", "n2" }, master.Current.Chains[0].Nodes);
     }
 
     [Fact]
