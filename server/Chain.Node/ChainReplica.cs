@@ -61,7 +61,7 @@ internal sealed class ChainReplica : IAsyncDisposable
     private readonly NodeStore _store;
     private readonly NodeOptions _options;
     private readonly ILogger _log;
-    private readonly Func<Uri, RpcChannel> _channels;
+    private readonly Func<Uri, IRpcInvoker> _channels;
     private readonly Channel<PendingUpdate> _applyQueue;
     private readonly object _gate = new();
     // Durable, forwarded or not, not yet acknowledged by the rest of the chain; ascending sequence numbers.
@@ -97,7 +97,7 @@ internal sealed class ChainReplica : IAsyncDisposable
     private ulong _helloEpoch;
     private ulong _helloCommittedSeq;
 
-    public ChainReplica(NodeStore store, NodeOptions options, ChainRole role, Func<Uri, RpcChannel> channels, ILogger log)
+    public ChainReplica(NodeStore store, NodeOptions options, ChainRole role, Func<Uri, IRpcInvoker> channels, ILogger log)
     {
         _store = store;
         _options = options;
@@ -113,7 +113,7 @@ internal sealed class ChainReplica : IAsyncDisposable
             SingleReader = true,
             FullMode = BoundedChannelFullMode.Wait,
         });
-        _applyLoop = Task.Run(ApplyLoopAsync);
+        _applyLoop = options.Spawn(ApplyLoopAsync);
         RestartForwarder();
     }
 
@@ -325,7 +325,7 @@ internal sealed class ChainReplica : IAsyncDisposable
             {
                 _log.LogError("chain {Chain}: durable write of updates {First}..{Last} failed, retrying in {Delay}: {Error}",
                     ChainId, group[0].Seq, group[^1].Seq, delay, e.Message);
-                await Task.Delay(delay, _stopping.Token);
+                await Task.Delay(delay, _options.Time, _stopping.Token);
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
             }
         }
@@ -417,7 +417,7 @@ internal sealed class ChainReplica : IAsyncDisposable
         var stop = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
         _forwarderStop = stop;
         Task previous = _forwarder;
-        _forwarder = Task.Run(async () =>
+        _forwarder = _options.Spawn(async () =>
         {
             try
             {
@@ -451,7 +451,7 @@ internal sealed class ChainReplica : IAsyncDisposable
             }
             try
             {
-                await Task.Delay(delay, stop);
+                await Task.Delay(delay, _options.Time, stop);
             }
             catch (OperationCanceledException)
             {
@@ -464,7 +464,7 @@ internal sealed class ChainReplica : IAsyncDisposable
     private async Task ForwardOnceAsync(ChainRole role, CancellationToken stop)
     {
         NodeInfo successor = role.Successor!;
-        RpcChannel channel = _channels(new Uri(successor.Address));
+        IRpcInvoker channel = _channels(new Uri(successor.Address));
         using var streamStop = CancellationTokenSource.CreateLinkedTokenSource(stop);
         using DuplexCall<ReplicateMessage, ReplicateAck> call = channel.Duplex(ReplicationMethods.Replicate,
             new CallOptions { CancellationToken = streamStop.Token });
@@ -485,7 +485,7 @@ internal sealed class ChainReplica : IAsyncDisposable
         var welcomeHeld = new HashSet<string>(acks.Current.Welcome.HeldChunks.Select(c => Convert.ToHexString(c.Span)), StringComparer.Ordinal);
         _log.LogDebug("chain {Chain}: streaming to {Successor} from {Next}", role.ChainId, successor.NodeId, next);
 
-        Task ackReader = Task.Run(async () =>
+        Task ackReader = _options.Spawn(async () =>
         {
             try
             {
@@ -499,7 +499,7 @@ internal sealed class ChainReplica : IAsyncDisposable
             {
                 streamStop.Cancel();
             }
-        }, CancellationToken.None);
+        });
 
         try
         {
@@ -537,7 +537,7 @@ internal sealed class ChainReplica : IAsyncDisposable
                 {
                     try
                     {
-                        await wake.WaitAsync(TimeSpan.FromMilliseconds(300), streamStop.Token);
+                        await wake.WaitAsync(TimeSpan.FromMilliseconds(300), _options.Time, streamStop.Token);
                     }
                     catch (TimeoutException)
                     {
