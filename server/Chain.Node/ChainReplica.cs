@@ -14,10 +14,11 @@ namespace Chain.Node;
 /// <summary>An update on its way through this node, with the head's waiter when this node is the head.</summary>
 internal sealed class PendingUpdate
 {
-    public PendingUpdate(Update update, bool countsAgainstInFlight)
+    public PendingUpdate(Update update, bool countsAgainstInFlight, TaskCreationOptions continuations = TaskCreationOptions.RunContinuationsAsynchronously)
     {
         Update = update;
         CountsAgainstInFlight = countsAgainstInFlight;
+        Acked = new TaskCompletionSource(continuations);
     }
 
     public Update Update { get; }
@@ -31,7 +32,7 @@ internal sealed class PendingUpdate
         _ => 0,
     };
     /// <summary>Completes when the whole chain has the update durably (the tail committed it).</summary>
-    public TaskCompletionSource Acked { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    public TaskCompletionSource Acked { get; }
     /// <summary>For deletes: whether the object existed when the delete was applied.</summary>
     public bool Existed { get; set; }
 }
@@ -106,6 +107,8 @@ internal sealed class ChainReplica : IAsyncDisposable
         _log = log;
         _durableSeq = store.LoadApplied(role.ChainId);
         _lastEnqueuedSeq = _durableSeq;
+        DurableAdvanced = new AsyncSignal(options.SignalContinuations);
+        AckAdvanced = new AsyncSignal(options.SignalContinuations);
         _ackedSeq = role.Successor is null ? _durableSeq : 0;
         _prunedSeq = 0;
         _applyQueue = Channel.CreateBounded<PendingUpdate>(new BoundedChannelOptions(Limits.InFlightUpdatesMax)
@@ -124,10 +127,10 @@ internal sealed class ChainReplica : IAsyncDisposable
     public ulong LastEnqueuedSeq { get { lock (_gate) return _lastEnqueuedSeq; } }
 
     /// <summary>Pulsed when the durable sequence number advances.</summary>
-    public AsyncSignal DurableAdvanced { get; } = new();
+    public AsyncSignal DurableAdvanced { get; }
 
     /// <summary>Pulsed when the acknowledged sequence number advances.</summary>
-    public AsyncSignal AckAdvanced { get; } = new();
+    public AsyncSignal AckAdvanced { get; }
 
     /// <summary>Applies a new role from a newer config (same chain).</summary>
     public void UpdateRole(ChainRole role)
@@ -185,7 +188,7 @@ internal sealed class ChainReplica : IAsyncDisposable
                     throw NodeErrors.StaleEpoch(role.ChainId, expectedEpoch, role.Epoch);
                 ulong seq = _lastEnqueuedSeq + 1;
                 Update update = build(seq, role.Epoch);
-                var pending = new PendingUpdate(update, countsAgainstInFlight: true);
+                var pending = new PendingUpdate(update, countsAgainstInFlight: true, _options.SignalContinuations);
                 if (!_applyQueue.Writer.TryWrite(pending))
                     throw NodeErrors.NotReady($"chain {role.ChainId} is shutting down or its queue is full");
                 _lastEnqueuedSeq = seq;
@@ -231,7 +234,7 @@ internal sealed class ChainReplica : IAsyncDisposable
             if (update.Seq != _lastEnqueuedSeq + 1)
                 throw new RpcException(StatusCode.FailedPrecondition,
                     $"chain {ChainId}: gap in updates: expected {_lastEnqueuedSeq + 1}, got {update.Seq}");
-            pending = new PendingUpdate(update, countsAgainstInFlight: false);
+            pending = new PendingUpdate(update, countsAgainstInFlight: false, _options.SignalContinuations);
             _lastEnqueuedSeq = update.Seq;
             TrackRequest(pending);
         }

@@ -22,6 +22,13 @@ public sealed record NodeOptions
     /// Task.Run. A seam for the deterministic simulation, which runs everything on one seeded executor.
     /// </summary>
     public Func<Func<Task>, Task> Spawn { get; init; } = static work => Task.Run(work);
+    /// <summary>
+    /// How waiters on the node's internal completions (acks, durable/ack signals, in-progress writes) resume.
+    /// Default: asynchronously, never inline on the thread that signals. The simulation runs them inline on its
+    /// executor instead: Task.WaitAsync hands the completion of a RunContinuationsAsynchronously task to the thread
+    /// pool, which the simulation cannot schedule deterministically.
+    /// </summary>
+    public TaskCreationOptions SignalContinuations { get; init; } = TaskCreationOptions.RunContinuationsAsynchronously;
     public long ObjectBytesMax { get; init; } = Limits.ObjectBytesMaxDefault;
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromMilliseconds(500);
     /// <summary>Most updates one synced engine write carries for one chain.</summary>
