@@ -45,8 +45,45 @@ public sealed record SimulationParameters
             throw new ArgumentException("latencies must not be negative");
     }
 
+    /// <summary>Parses the key=value form <see cref="ToString"/> prints (unknown words are ignored), for replays.</summary>
+    public static SimulationParameters Parse(string text)
+    {
+        var p = new SimulationParameters();
+        foreach (string word in text.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+        {
+            int eq = word.IndexOf('=');
+            if (eq < 0)
+                continue;
+            string name = word[..eq];
+            string digits = new(word[(eq + 1)..].TakeWhile(char.IsAsciiDigit).ToArray());
+            if (!int.TryParse(digits, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int v))
+                continue;
+            p = name switch
+            {
+                "seed" => p with { Seed = v },
+                "nodes" => p with { Nodes = v },
+                "chains" => p with { Chains = v },
+                "replicas" => p with { Replicas = v },
+                "clients" => p with { Clients = v },
+                "keys" => p with { Keys = v },
+                "ops" => p with { OpsPerClient = v },
+                "think" => p with { ThinkMaxMs = v },
+                "crash" => p with { CrashPercent = v },
+                "partition" => p with { PartitionPercent = v },
+                "drop" => p with { DropPercent = v },
+                "pause" => p with { PausePercent = v },
+                "master-crash" => p with { MasterCrashPercent = v },
+                "disk-errors" => p with { DiskErrorPermille = v },
+                "latency" => p with { LatencyMaxMs = v },
+                "disk" => p with { DiskLatencyMaxMs = v },
+                _ => p,
+            };
+        }
+        return p;
+    }
+
     public override string ToString() =>
-        $"seed={Seed} nodes={Nodes} chains={Chains} replicas={Replicas} clients={Clients} keys={Keys} ops={OpsPerClient} think≤{ThinkMaxMs}ms " +
+        $"seed={Seed} nodes={Nodes} chains={Chains} replicas={Replicas} clients={Clients} keys={Keys} ops={OpsPerClient} think={ThinkMaxMs}ms " +
         $"crash={CrashPercent}% partition={PartitionPercent}% drop={DropPercent}% pause={PausePercent}% master-crash={MasterCrashPercent}% " +
-        $"disk-errors={DiskErrorPermille}‰ latency≤{LatencyMaxMs}ms disk≤{DiskLatencyMaxMs}ms";
+        $"disk-errors={DiskErrorPermille}‰ latency={LatencyMaxMs}ms disk={DiskLatencyMaxMs}ms";
 }

@@ -117,7 +117,7 @@ public sealed class SimNetwork
 
     // ---------------- plumbing for calls ----------------
 
-    internal long Latency() => _executor.Random.NextInt64(Options.LatencyMin.Ticks, Options.LatencyMax.Ticks + 1);
+    internal long Latency() => _executor.Random.NextInt64(Math.Min(Options.LatencyMin.Ticks, Options.LatencyMax.Ticks), Options.LatencyMax.Ticks + 1);
 
     internal (SimProcess Process, RpcServiceRegistry Registry)? Listener(string host) =>
         _listeners.TryGetValue(host, out var l) ? l : null;
