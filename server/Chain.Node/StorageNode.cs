@@ -215,7 +215,20 @@ public sealed class StorageNode : IAsyncDisposable
                 NodeInfo? successor = position < line.Count - 1 ? addresses.GetValueOrDefault(line[position + 1]) : null;
                 bool successorSyncing = position + 1 >= chain.Nodes.Count && successor is not null;
                 var role = new ChainRole(chain.ChainId, chain.Epoch, position, line.Count, predecessor, successor, syncing, successorSyncing);
-                if (_replicas.TryGetValue(chain.ChainId, out ChainReplica? replica))
+                if (_replicas.TryGetValue(chain.ChainId, out ChainReplica? replica) && syncing && !replica.Role.Syncing)
+                {
+                    // Rejoining as a syncing node without having seen the config that removed this node (it was
+                    // paused or cut off): the replica still holds what it had in flight as a member, e.g. writes it
+                    // proposed as a deposed head. Those were never committed by the chain and the sync replaces them,
+                    // so they must not be acknowledged: a syncing replica has no successor and would count as alone.
+                    // Start a fresh replica; disposing the old one fails its waiters (clients retry at the head).
+                    _log.LogWarning("node {Node} rejoins chain {Chain} as a syncing node (epoch {Epoch}); dropping its previous replica",
+                        _options.NodeId, chain.ChainId, chain.Epoch);
+                    _replicas.TryRemove(chain.ChainId, out _);
+                    await replica.DisposeAsync();
+                    replica = null;
+                }
+                if (replica is not null)
                     replica.UpdateRole(role);
                 else
                     _replicas[chain.ChainId] = new ChainReplica(_store, _options, role, Channel, _loggers.CreateLogger<ChainReplica>());

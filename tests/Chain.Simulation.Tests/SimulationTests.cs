@@ -152,6 +152,9 @@ public class SimulationTests(ITestOutputHelper output)
             : new SimulationParameters { Seed = Env("CHAIN_SIM_SEED", 1) };
         SimulationResult result = Simulator.Run(parameters with { Verbose = true });
         output.WriteLine(result.Summary);
+        if (Environment.GetEnvironmentVariable("CHAIN_SIM_HISTORY") == "1")
+            foreach (Operation op in result.History)
+                output.WriteLine($"op {op.Id} c{op.Client} {op.Kind} {op.Key} in={op.Input ?? "-"} out={op.Output ?? "-"} [{op.CallTicks / 10000.0:F1}ms, {op.ReturnTicks / 10000.0:F1}ms] {op.Status}");
         int lines = Env("CHAIN_SIM_LOG_LINES", 400);
         foreach (string line in result.Log.TakeLast(lines))
             output.WriteLine(line);
