@@ -30,6 +30,7 @@ internal sealed class SimCluster
     private readonly MemoryEngine[] _engines;
     private SimProcess? _masterProcess;
     private CancellationTokenSource? _masterStop;
+    private readonly SimProcess _supervisor;
 
     public SimCluster(SimExecutor executor, SimNetwork net, SimLog log, SimulationParameters parameters)
     {
@@ -39,8 +40,12 @@ internal sealed class SimCluster
         _parameters = parameters;
         _engines = Enumerable.Range(0, parameters.Nodes).Select(_ => new MemoryEngine(StorageNode.ColumnFamilies)).ToArray();
         NodeProcesses = new SimProcess?[parameters.Nodes];
+        _supervisor = executor.NewProcess("supervisor");
         Nodes = new StorageNode?[parameters.Nodes];
     }
+
+    /// <summary>Engine write errors are injected only once this is set (after the cluster formed).</summary>
+    public bool DiskErrorsArmed { get; set; }
 
     public MasterService? Master { get; private set; }
     public SimProcess?[] NodeProcesses { get; }
@@ -63,7 +68,7 @@ internal sealed class SimCluster
         _masterStop = stop;
         process.Post(() =>
         {
-            var master = new MasterService(new EngineMasterStateStore(new SimDisk(_masterEngine, process, TimeSpan.FromMilliseconds(_parameters.DiskLatencyMaxMs), 0)),
+            var master = new MasterService(new EngineMasterStateStore(new SimDisk(_masterEngine, process, TimeSpan.FromMilliseconds(_parameters.DiskLatencyMaxMs), 0, () => false)),
                 new MasterOptions { ExpectNodes = _parameters.Nodes, Chains = _parameters.Chains, Replicas = _parameters.Replicas },
                 process.Time, new Microsoft.Extensions.Logging.Logger<MasterService>(_log));
             var registry = new RpcServiceRegistry();
@@ -111,7 +116,7 @@ internal sealed class SimCluster
         string host = NodeId(i);
         SimProcess process = _executor.NewProcess(host);
         NodeProcesses[i] = process;
-        var disk = new SimDisk(_engines[i], process, TimeSpan.FromMilliseconds(_parameters.DiskLatencyMaxMs), _parameters.DiskErrorPermille / 1000.0);
+        var disk = new SimDisk(_engines[i], process, TimeSpan.FromMilliseconds(_parameters.DiskLatencyMaxMs), _parameters.DiskErrorPermille / 1000.0, () => DiskErrorsArmed);
         process.Post(() =>
         {
             var node = new StorageNode(disk, new NodeOptions
@@ -127,7 +132,20 @@ internal sealed class SimCluster
             node.Register(registry);
             _net.Listen(host, process, registry);
             Nodes[i] = node;
-            _ = process.Spawn(() => node.StartAsync(new Uri($"http://{host}:7400"), CancellationToken.None));
+            _ = process.Spawn(async () =>
+            {
+                try
+                {
+                    await node.StartAsync(new Uri($"http://{host}:7400"), CancellationToken.None);
+                }
+                catch (StorageException e)
+                {
+                    // The real process would exit on a failed start; its supervisor starts it again.
+                    _log.Event($"{host} failed to start: {e.Message}");
+                    CrashNode(i);
+                    _executor.At(_executor.Now + TimeSpan.TicksPerSecond, _supervisor, () => RestartNode(i));
+                }
+            });
         });
     }
 
@@ -206,6 +224,8 @@ internal sealed class SimCluster
                 ChainReplica? replica = node.GetReplica(chain.ChainId);
                 if (replica is null || replica.Role.Epoch != chain.Epoch)
                     return $"chain {chain.ChainId}: {id} has no replica at epoch {chain.Epoch}";
+                if (id == chain.Nodes[^1] && !node.HasReadLease)
+                    return $"chain {chain.ChainId}: tail {id} holds no read lease";
                 if (replica.AckedSeq != replica.DurableSeq)
                     return $"chain {chain.ChainId}: {id} acked {replica.AckedSeq} of {replica.DurableSeq}";
                 if (seq is not null && replica.DurableSeq != seq)

@@ -40,6 +40,7 @@ public static class Simulator
     private static readonly TimeSpan WorkloadTimeout = TimeSpan.FromMinutes(10);
     private static readonly TimeSpan SettleTimeout = TimeSpan.FromMinutes(5);
     private const long StepsMax = 5_000_000;
+    private static readonly TimeSpan StableFor = TimeSpan.FromSeconds(4);
 
     public static SimulationResult Run(SimulationParameters parameters)
     {
@@ -75,6 +76,7 @@ public static class Simulator
         // ---- workload under faults ----
         if (failure is null)
         {
+            cluster.DiskErrorsArmed = true;
             int running = parameters.Clients;
             var stopNemesis = new CancellationTokenSource();
             for (int c = 0; c < parameters.Clients; c++)
@@ -106,20 +108,31 @@ public static class Simulator
             // ---- heal and settle ----
             nemesisProcess.Kill();
             log.Event("heal: resume, restart, reconnect");
+            cluster.DiskErrorsArmed = false;
             net.HealAll();
             cluster.ResumeAll();
             cluster.RestartMaster();
             for (int i = 0; i < parameters.Nodes; i++)
                 cluster.RestartNode(i);
+            // Settled = the convergence condition held continuously for longer than the failure timeout, so
+            // the master is not about to change the table again (e.g. a restarted master's grace period).
             string? unsettled = "not checked";
             long nextCheck = 0;
+            long settledSince = -1;
             RunOutcome settled = RunPhase(() =>
             {
                 if (executor.Now < nextCheck)
                     return false;
                 nextCheck = executor.Now + TimeSpan.TicksPerMillisecond * 100;
                 unsettled = cluster.Unsettled();
-                return unsettled is null;
+                if (unsettled is not null)
+                {
+                    settledSince = -1;
+                    return false;
+                }
+                if (settledSince < 0)
+                    settledSince = executor.Now;
+                return executor.Now - settledSince >= StableFor.Ticks;
             }, SettleTimeout);
             if (unsettled is not null && unsettled.StartsWith("DIVERGED", StringComparison.Ordinal))
                 failure ??= unsettled;
@@ -136,8 +149,13 @@ public static class Simulator
                 _ = reader.Spawn(async () =>
                 {
                     for (int k = 0; k < parameters.Keys; k++)
-                        if (!await finalClient.ReadAsync("k" + k))
+                    {
+                        bool read = false;
+                        for (int attempt = 0; attempt < 3 && !read; attempt++)
+                            read = await finalClient.ReadAsync("k" + k);
+                        if (!read)
                             unread++;
+                    }
                     readsDone = true;
                 });
                 RunOutcome reads = RunPhase(() => readsDone, TimeSpan.FromMinutes(2));

@@ -11,7 +11,7 @@ namespace Chain.Simulation;
 /// completed, the caller was never told) and nothing else. There is no unsynced-but-acknowledged state to lose:
 /// the node only ever writes synced batches, which is what this models.
 /// </summary>
-internal sealed class SimDisk(IKvEngine inner, SimProcess process, TimeSpan latencyMax, double errorRate) : IKvEngine
+internal sealed class SimDisk(IKvEngine inner, SimProcess process, TimeSpan latencyMax, double errorRate, Func<bool> errorsArmed) : IKvEngine
 {
     public IReadOnlyList<string> ColumnFamilies => inner.ColumnFamilies;
 
@@ -32,7 +32,7 @@ internal sealed class SimDisk(IKvEngine inner, SimProcess process, TimeSpan late
         var latency = TimeSpan.FromTicks(random.NextInt64(latencyMax.Ticks + 1));
         if (latency > TimeSpan.Zero)
             await Task.Delay(latency, process.Time, cancellationToken);
-        if (errorRate > 0 && random.NextDouble() < errorRate)
+        if (errorRate > 0 && errorsArmed() && random.NextDouble() < errorRate)
         {
             InjectedErrors++;
             throw new StorageException("injected I/O error (simulation)");
