@@ -28,10 +28,12 @@ internal sealed class SimClient
     private readonly History _history;
     private readonly Dictionary<string, IRpcInvoker> _invokers = new(StringComparer.Ordinal);
     private ClusterConfig? _config;
+    private readonly SimLog _log;
     private int _clientId;
 
-    public SimClient(SimProcess process, SimNetwork net, SimExecutor executor, History history, int clientId)
+    public SimClient(SimProcess process, SimNetwork net, SimExecutor executor, History history, int clientId, SimLog log)
     {
+        _log = log;
         _process = process;
         _net = net;
         _executor = executor;
@@ -152,10 +154,14 @@ internal sealed class SimClient
                     await PutOnceAsync(Invoker(address), routing, key, value, requestId);
                 }
                 Record(key, OpKind.Write, value, null, call, OpStatus.Ok);
+                if (_log.Verbose)
+                    _log.Event($"c{_clientId} {(value is null ? "delete" : "put " + value)} {key} attempt {attempt} at {address} chain {chain.ChainId} epoch {chain.Epoch}: ok");
                 return;
             }
             catch (RpcException e)
             {
+                if (_log.Verbose)
+                    _log.Event($"c{_clientId} {(value is null ? "delete" : "put " + value)} {key} attempt {attempt} at {address} chain {chain.ChainId} epoch {chain.Epoch}: {e.Status} {e.Detail}");
                 // Refused before anything was proposed (stale epoch, not the head): this attempt did nothing.
                 if (e.Status != StatusCode.FailedPrecondition)
                     maybeApplied = true;

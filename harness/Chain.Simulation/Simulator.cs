@@ -83,7 +83,7 @@ public static class Simulator
             {
                 int index = c;
                 SimProcess process = executor.NewProcess($"client{c}");
-                var client = new SimClient(process, net, executor, history, history.NextClientId++);
+                var client = new SimClient(process, net, executor, history, history.NextClientId++, log);
                 _ = process.Spawn(async () =>
                 {
                     try
@@ -143,7 +143,7 @@ public static class Simulator
             if (failure is null)
             {
                 SimProcess reader = executor.NewProcess("final-reader");
-                var finalClient = new SimClient(reader, net, executor, history, history.NextClientId++);
+                var finalClient = new SimClient(reader, net, executor, history, history.NextClientId++, log);
                 bool readsDone = false;
                 int unread = 0;
                 _ = reader.Spawn(async () =>

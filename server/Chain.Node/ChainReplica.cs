@@ -485,6 +485,10 @@ internal sealed class ChainReplica : IAsyncDisposable
         if (!await acks.MoveNextAsync() || acks.Current.PartCase != ReplicateAck.PartOneofCase.Welcome)
             throw new InvalidOperationException("successor did not answer the hello with a welcome");
         ulong next = acks.Current.Welcome.AppliedSeq + 1;
+        // Acks on this stream can only cover what the successor got from this node (or held when it welcomed us,
+        // under the same epoch); anything higher would be another history's sequence numbers. A syncing
+        // successor's own data counts only from the snapshot on.
+        long ackCeiling = role.SuccessorSyncing ? 0 : (long)acks.Current.Welcome.AppliedSeq;
         var welcomeHeld = new HashSet<string>(acks.Current.Welcome.HeldChunks.Select(c => Convert.ToHexString(c.Span)), StringComparer.Ordinal);
         _log.LogDebug("chain {Chain}: streaming to {Successor} from {Next}", role.ChainId, successor.NodeId, next);
 
@@ -495,7 +499,7 @@ internal sealed class ChainReplica : IAsyncDisposable
                 while (await acks.MoveNextAsync())
                 {
                     if (acks.Current.PartCase == ReplicateAck.PartOneofCase.AckedSeq)
-                        OnDownstreamAck(acks.Current.AckedSeq);
+                        OnDownstreamAck(Math.Min(acks.Current.AckedSeq, (ulong)Interlocked.Read(ref ackCeiling)));
                 }
             }
             finally
@@ -507,7 +511,10 @@ internal sealed class ChainReplica : IAsyncDisposable
         try
         {
             if (role.SuccessorSyncing)
+            {
                 next = await SendSnapshotAsync(call.RequestStream, welcomeHeld, streamStop.Token) + 1;
+                Interlocked.Exchange(ref ackCeiling, (long)(next - 1));
+            }
             bool keepalive = role.SuccessorSyncing;
             while (!streamStop.IsCancellationRequested)
             {
@@ -534,6 +541,7 @@ internal sealed class ChainReplica : IAsyncDisposable
                         next++;
                     }
                     batch.SenderDurableSeq = durable;
+                    Interlocked.Exchange(ref ackCeiling, (long)(next - 1));
                     await call.RequestStream.WriteAsync(new ReplicateMessage { Updates = batch }, streamStop.Token);
                 }
                 if (keepalive)

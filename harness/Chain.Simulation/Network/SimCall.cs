@@ -234,6 +234,8 @@ internal sealed class SimCall
                 _serverCts.Cancel();
             });
         }
+        if (_serverReset)
+            _serverCts.Cancel(); // the reset overtook the headers while this process was paused: the call starts aborted
         var context = new ServerCallContext(_path, _serverCts.Token, deadline, "sim:" + Client.Name, new Dictionary<string, string>(StringComparer.Ordinal));
         _ = RunHandlerAsync(method, new SimServerCallIo(this), context);
     }
