@@ -659,8 +659,8 @@ internal sealed class ChainReplica : IAsyncDisposable
     }
 
     /// <summary>
-    /// Whether this replica may answer reads as the tail: always, except a newly promoted tail before its
-    /// predecessor's hello under the new epoch and before it applied what that hello said was durable.
+    /// Whether this replica may answer reads as the tail: always, except a newly promoted tail before a hello from
+    /// its predecessor under its current epoch and before it applied what that hello said was durable.
     /// </summary>
     public bool ReadsAllowed
     {
@@ -668,9 +668,12 @@ internal sealed class ChainReplica : IAsyncDisposable
         {
             lock (_gate)
             {
-                if (_readsBlockedForEpoch != _role.Epoch)
+                // Blocked since the promotion, across later epochs too: the old tail may have committed writes
+                // under the old epoch after the master promoted this node, and only a hello under the current
+                // epoch says what the predecessor holds. Alone (no predecessor) there is nothing to wait for.
+                if (_readsBlockedForEpoch == 0)
                     return true;
-                if (_helloEpoch != _role.Epoch || _durableSeq < _helloCommittedSeq)
+                if (_role.Predecessor is not null && (_helloEpoch != _role.Epoch || _durableSeq < _helloCommittedSeq))
                     return false;
                 _readsBlockedForEpoch = 0;
                 return true;
