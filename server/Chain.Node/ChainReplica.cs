@@ -97,6 +97,8 @@ internal sealed class ChainReplica : IAsyncDisposable
     private ulong _readsBlockedForEpoch;
     private ulong _helloEpoch;
     private ulong _helloCommittedSeq;
+    private bool _sentUnvouchedHello;
+    private readonly object _forwarderLock = new();
 
     public ChainReplica(NodeStore store, NodeOptions options, ChainRole role, Func<Uri, IRpcInvoker> channels, ILogger log)
     {
@@ -297,6 +299,7 @@ internal sealed class ChainReplica : IAsyncDisposable
                 }
                 DurableAdvanced.Set();
                 RecomputeAck();
+                CheckVouching();
             }
         }
         catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
@@ -413,6 +416,12 @@ internal sealed class ChainReplica : IAsyncDisposable
 
     private void RestartForwarder()
     {
+        lock (_forwarderLock)
+            RestartForwarderLocked();
+    }
+
+    private void RestartForwarderLocked()
+    {
         _forwarderStop?.Cancel();
         ChainRole role = Role;
         if (role.Successor is null)
@@ -464,6 +473,19 @@ internal sealed class ChainReplica : IAsyncDisposable
         }
     }
 
+    /// <summary>What a hello vouches for: the durable sequence number, or nothing (ulong.MaxValue: the successor
+    /// waits) while this replica does not vouch for its own history; it says more on a new stream once it does.</summary>
+    private ulong HelloCommittedSeq()
+    {
+        lock (_gate)
+        {
+            if (VouchesLocked)
+                return _durableSeq;
+            _sentUnvouchedHello = true;
+            return ulong.MaxValue;
+        }
+    }
+
     private async Task ForwardOnceAsync(ChainRole role, CancellationToken stop)
     {
         NodeInfo successor = role.Successor!;
@@ -477,7 +499,7 @@ internal sealed class ChainReplica : IAsyncDisposable
             {
                 Routing = new Routing { ChainId = role.ChainId, Epoch = role.Epoch },
                 FromNode = _options.NodeId,
-                CommittedSeq = DurableSeq,
+                CommittedSeq = HelloCommittedSeq(),
             },
         }, streamStop.Token);
 
@@ -656,6 +678,7 @@ internal sealed class ChainReplica : IAsyncDisposable
             if (_role.Syncing)
                 _syncComplete = false;
         }
+        CheckVouching();
     }
 
     /// <summary>
@@ -671,14 +694,40 @@ internal sealed class ChainReplica : IAsyncDisposable
                 // Blocked since the promotion, across later epochs too: the old tail may have committed writes
                 // under the old epoch after the master promoted this node, and only a hello under the current
                 // epoch says what the predecessor holds. Alone (no predecessor) there is nothing to wait for.
-                if (_readsBlockedForEpoch == 0)
-                    return true;
-                if (_role.Predecessor is not null && (_helloEpoch != _role.Epoch || _durableSeq < _helloCommittedSeq))
+                if (!VouchesLocked)
                     return false;
                 _readsBlockedForEpoch = 0;
                 return true;
             }
         }
+    }
+
+    /// <summary>
+    /// Whether this replica's durable history is known to hold everything the chain committed before it: true
+    /// unless it is a promoted tail still waiting for its predecessor's hello under its current epoch (or for
+    /// applying what that hello said). Only then may it serve reads, and only then does its own hello vouch for
+    /// its durable sequence number: a successor synced or promoted from it must not trust more than it knows.
+    /// </summary>
+    private bool VouchesLocked =>
+        _readsBlockedForEpoch == 0 || _role.Predecessor is null || (_helloEpoch == _role.Epoch && _durableSeq >= _helloCommittedSeq);
+
+    /// <summary>
+    /// Ends the read block once this replica vouches for its history; if its stream to the successor began with a
+    /// hello that vouched for nothing, restarts that stream so the successor gets a hello that does.
+    /// </summary>
+    private void CheckVouching()
+    {
+        bool restart;
+        lock (_gate)
+        {
+            if (_readsBlockedForEpoch == 0 || !VouchesLocked)
+                return;
+            _readsBlockedForEpoch = 0;
+            restart = _sentUnvouchedHello;
+            _sentUnvouchedHello = false;
+        }
+        if (restart)
+            RestartForwarder();
     }
 
     /// <summary>A syncing replica that holds everything its predecessor last said it had durably.</summary>

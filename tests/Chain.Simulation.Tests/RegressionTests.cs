@@ -60,20 +60,34 @@ public class RegressionTests(ITestOutputHelper output)
             "master-crash=0% disk-errors=0‰ latency=40ms disk=2ms");
 
     /// <summary>
-    /// OPEN (not fixed): stale reads after a promotion race across two syncs. Epoch 4: node1 is alone (head and
-    /// tail) with node2 syncing. The master promotes node2 (epoch 5) while node1 still runs epoch 4, where it is
-    /// the tail: node1 goes on acknowledging writes (seq 15, 16) that node2 never receives (node1's epoch-4 stream
-    /// is refused as stale). node1 is then paused before it sends node2 a hello under a newer epoch, so node2 never
-    /// catches up — but it is the tail, and the master makes it the sync source of node3 (snapshot at 14) and
-    /// promotes node3 (epoch 7). node3's read block ends at node2's hello (committed 14), so node3 serves reads
-    /// without the writes node1 acknowledged. The writes are not lost (node1, the head, forwards them once it
-    /// resumes), but reads in between go back in time. The hello vouches for what the predecessor holds, not for
-    /// what the chain committed: a predecessor that is itself still blocked must not unblock its successor, or the
-    /// old tail must stop acknowledging as tail before the master promotes (see the report).
+    /// Stale reads after a promotion race across two syncs. Epoch 4: node1 is alone (head and tail) with node2
+    /// syncing. The master promotes node2 (epoch 5) while node1 still runs epoch 4, where it is the tail: node1 goes
+    /// on acknowledging writes (seq 15, 16) that node2 never receives (node1's epoch-4 stream is refused as stale).
+    /// node1 is paused before it sends node2 a hello under a newer epoch, so node2 stays behind — but it is the
+    /// tail, and the master makes it the sync source of node3 (snapshot at 14) and promotes node3 (epoch 7).
+    /// node3's read block ended at node2's hello (committed 14) and it served reads without node1's acknowledged
+    /// writes. Fixed in ChainReplica: a promoted tail that is itself still blocked vouches for nothing in its hello
+    /// (the successor stays blocked and a syncing successor cannot report caught up) and restarts its stream with a
+    /// vouching hello once its own predecessor's hello arrived and was applied.
     /// </summary>
     [Fact]
-    [Trait("Category", "Slow")]
     public void PromotionRaceOldTailCommitsAfterThePromotion() =>
         Replay("seed=1249268847 nodes=3 chains=1 replicas=3 clients=3 keys=1 ops=9 think=300ms crash=0% partition=0% drop=0% pause=40% " +
             "master-crash=0% disk-errors=0‰ latency=40ms disk=2ms");
+
+    /// <summary>
+    /// OPEN (not fixed): acknowledged write lost in the same promotion race, on the durability side. node2 is
+    /// head and tail of chain 0 with node1 syncing (epoch 6). The master promotes node1 (epoch 7, snapshot at 12,
+    /// v0.17 = seq 13 streamed) while node2 still runs epoch 6, where a syncing successor is not waited for: node2
+    /// acknowledges v0.18 (seq 14) alone; its epoch-6 stream is refused as stale, so node1 never gets seq 14. node2
+    /// is then isolated and removed (epoch 8, [node1]) and v0.18 is gone. The old tail must not acknowledge alone
+    /// once the master may promote the joiner: e.g. count the syncing successor in acks for every update after the
+    /// sync point it sent (from SyncDone on, until the role changes), and never restart a sync (which wipes the
+    /// joiner) after the joiner may have reported caught up. Kept Slow so CI stays green until it is fixed.
+    /// </summary>
+    [Fact]
+    [Trait("Category", "Slow")]
+    public void PromotionRaceOldTailAcknowledgesAloneAfterThePromotion() =>
+        Replay("seed=1372959892 nodes=2 chains=2 replicas=2 clients=1 keys=1 ops=20 think=1471ms crash=10% partition=9% drop=14% pause=7% " +
+            "master-crash=3% disk-errors=4‰ latency=16ms disk=2ms");
 }
