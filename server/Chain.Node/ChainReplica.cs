@@ -98,6 +98,8 @@ internal sealed class ChainReplica : IAsyncDisposable
     private ulong _helloEpoch;
     private ulong _helloCommittedSeq;
     private bool _sentUnvouchedHello;
+    // The sync point (SyncDone) last sent to the current syncing successor; null before any.
+    private ulong? _successorSyncPoint;
     private readonly object _forwarderLock = new();
 
     public ChainReplica(NodeStore store, NodeOptions options, ChainRole role, Func<Uri, IRpcInvoker> channels, ILogger log)
@@ -146,6 +148,8 @@ internal sealed class ChainReplica : IAsyncDisposable
             _role = role;
             if (role.Successor?.NodeId != old.Successor?.NodeId)
                 _downstreamAckedSeq = 0;
+            if (role.Successor?.NodeId != old.Successor?.NodeId || !role.SuccessorSyncing)
+                _successorSyncPoint = null;
             if (old.Syncing && !role.Syncing)
                 _readsBlockedForEpoch = role.Epoch;
         }
@@ -362,6 +366,11 @@ internal sealed class ChainReplica : IAsyncDisposable
             // A syncing successor is not a member yet: writes never wait for it.
             bool alone = _role.Successor is null || _role.SuccessorSyncing;
             ulong candidate = alone ? durable : Math.Min(durable, _downstreamAckedSeq);
+            // Once a syncing successor got its snapshot (SyncDone at S) it may report caught up and the master may
+            // promote it at any moment, before this node learns of it: from then on, an update after S is
+            // acknowledged only when the joiner has it too, or the promoted joiner could lack an acknowledged write.
+            if (_role.SuccessorSyncing && _successorSyncPoint is { } syncPoint)
+                candidate = Math.Min(durable, Math.Max(syncPoint, _downstreamAckedSeq));
             if (candidate <= _ackedSeq)
                 return;
             Interlocked.Exchange(ref _ackedSeq, candidate);
@@ -536,6 +545,11 @@ internal sealed class ChainReplica : IAsyncDisposable
             {
                 next = await SendSnapshotAsync(call.RequestStream, welcomeHeld, streamStop.Token) + 1;
                 Interlocked.Exchange(ref ackCeiling, (long)(next - 1));
+                lock (_gate)
+                {
+                    if (_role.SuccessorSyncing && _role.Successor?.NodeId == role.Successor?.NodeId)
+                        _successorSyncPoint = Math.Max(_successorSyncPoint ?? 0, next - 1);
+                }
             }
             bool keepalive = role.SuccessorSyncing;
             while (!streamStop.IsCancellationRequested)

@@ -77,17 +77,15 @@ public class RegressionTests(ITestOutputHelper output)
             "master-crash=0% disk-errors=0‰ latency=40ms disk=2ms");
 
     /// <summary>
-    /// OPEN (not fixed): acknowledged write lost in the same promotion race, on the durability side. node2 is
-    /// head and tail of chain 0 with node1 syncing (epoch 6). The master promotes node1 (epoch 7, snapshot at 12,
-    /// v0.17 = seq 13 streamed) while node2 still runs epoch 6, where a syncing successor is not waited for: node2
-    /// acknowledges v0.18 (seq 14) alone; its epoch-6 stream is refused as stale, so node1 never gets seq 14. node2
-    /// is then isolated and removed (epoch 8, [node1]) and v0.18 is gone. The old tail must not acknowledge alone
-    /// once the master may promote the joiner: e.g. count the syncing successor in acks for every update after the
-    /// sync point it sent (from SyncDone on, until the role changes), and never restart a sync (which wipes the
-    /// joiner) after the joiner may have reported caught up. Kept Slow so CI stays green until it is fixed.
+    /// Acknowledged write lost in the same promotion race, on the durability side. node2 is head and tail of
+    /// chain 0 with node1 syncing (epoch 6). The master promotes node1 (epoch 7, snapshot at 12, v0.17 = seq 13
+    /// streamed) while node2 still runs epoch 6, where a syncing successor was not waited for: node2 acknowledged
+    /// v0.18 (seq 14) alone; its epoch-6 stream was refused as stale, so node1 never got seq 14. node2 was then
+    /// isolated and removed (epoch 8, [node1]) and v0.18 was gone. Fixed in ChainReplica.RecomputeAck: once the
+    /// snapshot (SyncDone at S) went to a syncing successor, updates after S are acknowledged only when the joiner
+    /// has them too.
     /// </summary>
     [Fact]
-    [Trait("Category", "Slow")]
     public void PromotionRaceOldTailAcknowledgesAloneAfterThePromotion() =>
         Replay("seed=1372959892 nodes=2 chains=2 replicas=2 clients=1 keys=1 ops=20 think=1471ms crash=10% partition=9% drop=14% pause=7% " +
             "master-crash=3% disk-errors=4‰ latency=16ms disk=2ms");
