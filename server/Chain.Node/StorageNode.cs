@@ -160,8 +160,10 @@ public sealed class StorageNode : IAsyncDisposable
                     if (until > Interlocked.Read(ref _leaseUntilTimestamp))
                         Interlocked.Exchange(ref _leaseUntilTimestamp, until);
                 }
-                // Fetch the new table in the background: heartbeats keep their pace whatever the fetch costs.
-                if (beat.ConfigVersion != (Config?.Version ?? ulong.MaxValue))
+                // Fetch the new table in the background: heartbeats keep their pace whatever the fetch costs. Also
+                // while this process has not fetched it yet (the fetch after registering failed): the persisted
+                // table may carry the master's current version, and without a fetch the node would never serve.
+                if (!Volatile.Read(ref _fresh) || beat.ConfigVersion != (Config?.Version ?? ulong.MaxValue))
                     _ = RefreshConfigAsync();
                 retry = TimeSpan.FromMilliseconds(100);
                 await Task.Delay(_options.HeartbeatInterval, _options.Time, stop);

@@ -89,4 +89,15 @@ public class RegressionTests(ITestOutputHelper output)
     public void PromotionRaceOldTailAcknowledgesAloneAfterThePromotion() =>
         Replay("seed=1372959892 nodes=2 chains=2 replicas=2 clients=1 keys=1 ops=20 think=1471ms crash=10% partition=9% drop=14% pause=7% " +
             "master-crash=3% disk-errors=4‰ latency=16ms disk=2ms");
+
+    /// <summary>
+    /// Liveness: a restarted node never served again. node1 restarts, registers, and its first config fetch fails
+    /// (the master is away); its persisted table has the master's current version, so heartbeats never showed a
+    /// newer version and nothing fetched again: the node stayed "not heard from the master since it started" for
+    /// good. Fixed in StorageNode.FollowMasterAsync: heartbeats also fetch while the process has no fresh table.
+    /// </summary>
+    [Fact]
+    public void RestartedNodeWhoseFirstFetchFailedServesAgain() =>
+        Replay("seed=1169060713 nodes=3 chains=2 replicas=3 clients=3 keys=2 ops=15 think=300ms crash=15% partition=15% drop=20% pause=30% " +
+            "master-crash=5% disk-errors=5‰ latency=40ms disk=2ms");
 }
