@@ -9,7 +9,7 @@ namespace Chain.Rpc;
 /// One <see cref="HttpClient"/> (and connection pool) per channel; calls are multiplexed as HTTP/2 streams,
 /// and more connections are opened when a server's stream limit is reached. Thread-safe.
 /// </summary>
-public sealed class RpcChannel : IDisposable
+public sealed class RpcChannel : IRpcInvoker
 {
     internal const string UserAgent = "chain-rpc-dotnet/1.0";
 
@@ -157,7 +157,8 @@ public sealed class ClientStreamingCall<TReq, TResp> : IDisposable
 {
     private readonly IDisposable _call;
 
-    internal ClientStreamingCall(IDisposable call, IClientStreamWriter<TReq> requestStream, Task<TResp> responseAsync)
+    /// <summary>For other implementations of <see cref="IRpcInvoker"/>: disposing <paramref name="call"/> aborts the call.</summary>
+    public ClientStreamingCall(IDisposable call, IClientStreamWriter<TReq> requestStream, Task<TResp> responseAsync)
     {
         _call = call;
         RequestStream = requestStream;
@@ -178,7 +179,8 @@ public sealed class DuplexCall<TReq, TResp> : IDisposable
 {
     private readonly IDisposable _call;
 
-    internal DuplexCall(IDisposable call, IClientStreamWriter<TReq> requestStream, IAsyncEnumerable<TResp> responseStream)
+    /// <summary>For other implementations of <see cref="IRpcInvoker"/>: disposing <paramref name="call"/> aborts the call.</summary>
+    public DuplexCall(IDisposable call, IClientStreamWriter<TReq> requestStream, IAsyncEnumerable<TResp> responseStream)
     {
         _call = call;
         RequestStream = requestStream;

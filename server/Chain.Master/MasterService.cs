@@ -60,7 +60,7 @@ public sealed class MasterService
         if (!Uri.TryCreate(node.Address, UriKind.Absolute, out Uri? address) || address.Scheme != "http")
             throw Errors.InvalidArgument($"register: address '{node.Address}' is not an http:// URL");
 
-        await _mutex.WaitAsync(cancellationToken);
+        await EnterAsync(cancellationToken);
         try
         {
             ClusterConfig next = _state.Clone();
@@ -127,7 +127,7 @@ public sealed class MasterService
             c.ChainId == p.ChainId && c.Epoch == p.Epoch && c.Syncing.Contains(request.NodeId))).ToList();
         if (ready.Count == 0)
             return response;
-        await _mutex.WaitAsync(cancellationToken);
+        await EnterAsync(cancellationToken);
         try
         {
             ClusterConfig next = _state.Clone();
@@ -178,7 +178,7 @@ public sealed class MasterService
         string? problem = Validation.CheckBucket(request.Name);
         if (problem is not null)
             throw Errors.Kind(StatusCode.InvalidArgument, ErrorKinds.InvalidBucket, problem);
-        await _mutex.WaitAsync(cancellationToken);
+        await EnterAsync(cancellationToken);
         try
         {
             if (_state.Buckets.Any(b => b.Name == request.Name))
@@ -197,7 +197,7 @@ public sealed class MasterService
 
     public async Task<BucketResponse> DeleteBucketAsync(BucketRequest request, CancellationToken cancellationToken)
     {
-        await _mutex.WaitAsync(cancellationToken);
+        await EnterAsync(cancellationToken);
         try
         {
             BucketInfo? bucket = _state.Buckets.FirstOrDefault(b => b.Name == request.Name);
@@ -256,7 +256,7 @@ public sealed class MasterService
             _syncProgress.GetOrAdd((chainId, id), (0UL, now)) is var p && now - p.SinceMs > (long)_options.SyncStallTimeout.TotalMilliseconds;
         bool Dead(string id) => !_lastHeartbeatMs.TryGetValue(id, out long last) ? true : now - last > timeoutMs;
 
-        await _mutex.WaitAsync(cancellationToken);
+        await EnterAsync(cancellationToken);
         try
         {
             ClusterConfig next = _state.Clone();
@@ -339,6 +339,22 @@ public sealed class MasterService
                 chain.ChainId, joiner, chain.Nodes[^1], replicas, chain.Epoch);
         }
         return changed;
+    }
+
+    /// <summary>
+    /// Takes the mutex. The wait itself is not cancellable — it is short (at most one durable write) — and a caller
+    /// cancelled meanwhile hands the mutex back at once. An uncancellable SemaphoreSlim wait also resumes on the
+    /// caller's context, where a cancellable one completes on the thread pool, which the deterministic
+    /// simulation (harness/Chain.Simulation) cannot schedule.
+    /// </summary>
+    private async Task EnterAsync(CancellationToken cancellationToken)
+    {
+        await _mutex.WaitAsync();
+        if (cancellationToken.IsCancellationRequested)
+        {
+            _mutex.Release();
+            cancellationToken.ThrowIfCancellationRequested();
+        }
     }
 
     private async Task CommitAsync(ClusterConfig next, CancellationToken cancellationToken)

@@ -6,13 +6,21 @@ namespace Chain.Node;
 /// </summary>
 internal sealed class AsyncSignal
 {
-    private TaskCompletionSource _next = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCreationOptions _options;
+    private TaskCompletionSource _next;
+
+    /// <param name="options">How waiters resume (see <see cref="NodeOptions.SignalContinuations"/>).</param>
+    public AsyncSignal(TaskCreationOptions options = TaskCreationOptions.RunContinuationsAsynchronously)
+    {
+        _options = options;
+        _next = new TaskCompletionSource(options);
+    }
 
     public Task Next => Volatile.Read(ref _next).Task;
 
     public void Set()
     {
-        var fresh = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var fresh = new TaskCompletionSource(_options);
         Interlocked.Exchange(ref _next, fresh).TrySetResult();
     }
 }

@@ -17,10 +17,11 @@ internal sealed record WriteCondition(string Bucket, ByteString Key, ulong? IfVe
 
 internal sealed class PendingUpdate
 {
-    public PendingUpdate(Update update, bool countsAgainstInFlight)
+    public PendingUpdate(Update update, bool countsAgainstInFlight, TaskCreationOptions continuations = TaskCreationOptions.RunContinuationsAsynchronously)
     {
         Update = update;
         CountsAgainstInFlight = countsAgainstInFlight;
+        Acked = new TaskCompletionSource(continuations);
     }
 
     public Update Update { get; }
@@ -34,7 +35,7 @@ internal sealed class PendingUpdate
         _ => 0,
     };
     /// <summary>Completes when the whole chain has the update durably (the tail committed it).</summary>
-    public TaskCompletionSource Acked { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    public TaskCompletionSource Acked { get; }
     /// <summary>For deletes: whether the object existed when the delete was applied.</summary>
     public bool Existed { get; set; }
 }
@@ -64,7 +65,7 @@ internal sealed class ChainReplica : IAsyncDisposable
     private readonly NodeStore _store;
     private readonly NodeOptions _options;
     private readonly ILogger _log;
-    private readonly Func<Uri, RpcChannel> _channels;
+    private readonly Func<Uri, IRpcInvoker> _channels;
     private readonly Channel<PendingUpdate> _applyQueue;
     private readonly object _gate = new();
     // Durable, forwarded or not, not yet acknowledged by the rest of the chain; ascending sequence numbers.
@@ -103,8 +104,12 @@ internal sealed class ChainReplica : IAsyncDisposable
     private ulong _readsBlockedForEpoch;
     private ulong _helloEpoch;
     private ulong _helloCommittedSeq;
+    private bool _sentUnvouchedHello;
+    // The sync point (SyncDone) last sent to the current syncing successor; null before any.
+    private ulong? _successorSyncPoint;
+    private readonly object _forwarderLock = new();
 
-    public ChainReplica(NodeStore store, NodeOptions options, ChainRole role, Func<Uri, RpcChannel> channels, ILogger log)
+    public ChainReplica(NodeStore store, NodeOptions options, ChainRole role, Func<Uri, IRpcInvoker> channels, ILogger log)
     {
         _store = store;
         _options = options;
@@ -113,6 +118,8 @@ internal sealed class ChainReplica : IAsyncDisposable
         _log = log;
         _durableSeq = store.LoadApplied(role.ChainId);
         _lastEnqueuedSeq = _durableSeq;
+        DurableAdvanced = new AsyncSignal(options.SignalContinuations);
+        AckAdvanced = new AsyncSignal(options.SignalContinuations);
         _ackedSeq = role.Successor is null ? _durableSeq : 0;
         _prunedSeq = 0;
         _applyQueue = Channel.CreateBounded<PendingUpdate>(new BoundedChannelOptions(Limits.InFlightUpdatesMax)
@@ -120,7 +127,7 @@ internal sealed class ChainReplica : IAsyncDisposable
             SingleReader = true,
             FullMode = BoundedChannelFullMode.Wait,
         });
-        _applyLoop = Task.Run(ApplyLoopAsync);
+        _applyLoop = options.Spawn(ApplyLoopAsync);
         RestartForwarder();
     }
 
@@ -131,10 +138,10 @@ internal sealed class ChainReplica : IAsyncDisposable
     public ulong LastEnqueuedSeq { get { lock (_gate) return _lastEnqueuedSeq; } }
 
     /// <summary>Pulsed when the durable sequence number advances.</summary>
-    public AsyncSignal DurableAdvanced { get; } = new();
+    public AsyncSignal DurableAdvanced { get; }
 
     /// <summary>Pulsed when the acknowledged sequence number advances.</summary>
-    public AsyncSignal AckAdvanced { get; } = new();
+    public AsyncSignal AckAdvanced { get; }
 
     /// <summary>Applies a new role from a newer config (same chain).</summary>
     public void UpdateRole(ChainRole role)
@@ -148,6 +155,8 @@ internal sealed class ChainReplica : IAsyncDisposable
             _role = role;
             if (role.Successor?.NodeId != old.Successor?.NodeId)
                 _downstreamAckedSeq = 0;
+            if (role.Successor?.NodeId != old.Successor?.NodeId || !role.SuccessorSyncing)
+                _successorSyncPoint = null;
             if (old.Syncing && !role.Syncing)
                 _readsBlockedForEpoch = role.Epoch;
         }
@@ -195,7 +204,7 @@ internal sealed class ChainReplica : IAsyncDisposable
                     CheckConditionLocked(condition);
                 ulong seq = _lastEnqueuedSeq + 1;
                 Update update = build(seq, role.Epoch);
-                var pending = new PendingUpdate(update, countsAgainstInFlight: true);
+                var pending = new PendingUpdate(update, countsAgainstInFlight: true, _options.SignalContinuations);
                 if (!_applyQueue.Writer.TryWrite(pending))
                     throw NodeErrors.NotReady($"chain {role.ChainId} is shutting down or its queue is full");
                 _lastEnqueuedSeq = seq;
@@ -242,7 +251,7 @@ internal sealed class ChainReplica : IAsyncDisposable
             if (update.Seq != _lastEnqueuedSeq + 1)
                 throw new RpcException(StatusCode.FailedPrecondition,
                     $"chain {ChainId}: gap in updates: expected {_lastEnqueuedSeq + 1}, got {update.Seq}");
-            pending = new PendingUpdate(update, countsAgainstInFlight: false);
+            pending = new PendingUpdate(update, countsAgainstInFlight: false, _options.SignalContinuations);
             _lastEnqueuedSeq = update.Seq;
             TrackRequest(pending);
             TrackUnappliedLocked(update);
@@ -381,6 +390,7 @@ internal sealed class ChainReplica : IAsyncDisposable
                 }
                 DurableAdvanced.Set();
                 RecomputeAck();
+                CheckVouching();
             }
         }
         catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
@@ -412,7 +422,7 @@ internal sealed class ChainReplica : IAsyncDisposable
             {
                 _log.LogError("chain {Chain}: durable write of updates {First}..{Last} failed, retrying in {Delay}: {Error}",
                     ChainId, group[0].Seq, group[^1].Seq, delay, e.Message);
-                await Task.Delay(delay, _stopping.Token);
+                await Task.Delay(delay, _options.Time, _stopping.Token);
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
             }
         }
@@ -443,6 +453,11 @@ internal sealed class ChainReplica : IAsyncDisposable
             // A syncing successor is not a member yet: writes never wait for it.
             bool alone = _role.Successor is null || _role.SuccessorSyncing;
             ulong candidate = alone ? durable : Math.Min(durable, _downstreamAckedSeq);
+            // Once a syncing successor got its snapshot (SyncDone at S) it may report caught up and the master may
+            // promote it at any moment, before this node learns of it: from then on, an update after S is
+            // acknowledged only when the joiner has it too, or the promoted joiner could lack an acknowledged write.
+            if (_role.SuccessorSyncing && _successorSyncPoint is { } syncPoint)
+                candidate = Math.Min(durable, Math.Max(syncPoint, _downstreamAckedSeq));
             if (candidate <= _ackedSeq)
                 return;
             Interlocked.Exchange(ref _ackedSeq, candidate);
@@ -497,6 +512,12 @@ internal sealed class ChainReplica : IAsyncDisposable
 
     private void RestartForwarder()
     {
+        lock (_forwarderLock)
+            RestartForwarderLocked();
+    }
+
+    private void RestartForwarderLocked()
+    {
         _forwarderStop?.Cancel();
         ChainRole role = Role;
         if (role.Successor is null)
@@ -504,7 +525,7 @@ internal sealed class ChainReplica : IAsyncDisposable
         var stop = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
         _forwarderStop = stop;
         Task previous = _forwarder;
-        _forwarder = Task.Run(async () =>
+        _forwarder = _options.Spawn(async () =>
         {
             try
             {
@@ -538,7 +559,7 @@ internal sealed class ChainReplica : IAsyncDisposable
             }
             try
             {
-                await Task.Delay(delay, stop);
+                await Task.Delay(delay, _options.Time, stop);
             }
             catch (OperationCanceledException)
             {
@@ -548,10 +569,23 @@ internal sealed class ChainReplica : IAsyncDisposable
         }
     }
 
+    /// <summary>What a hello vouches for: the durable sequence number, or nothing (ulong.MaxValue: the successor
+    /// waits) while this replica does not vouch for its own history; it says more on a new stream once it does.</summary>
+    private ulong HelloCommittedSeq()
+    {
+        lock (_gate)
+        {
+            if (VouchesLocked)
+                return _durableSeq;
+            _sentUnvouchedHello = true;
+            return ulong.MaxValue;
+        }
+    }
+
     private async Task ForwardOnceAsync(ChainRole role, CancellationToken stop)
     {
         NodeInfo successor = role.Successor!;
-        RpcChannel channel = _channels(new Uri(successor.Address));
+        IRpcInvoker channel = _channels(new Uri(successor.Address));
         using var streamStop = CancellationTokenSource.CreateLinkedTokenSource(stop);
         using DuplexCall<ReplicateMessage, ReplicateAck> call = channel.Duplex(ReplicationMethods.Replicate,
             new CallOptions { CancellationToken = streamStop.Token });
@@ -561,7 +595,7 @@ internal sealed class ChainReplica : IAsyncDisposable
             {
                 Routing = new Routing { ChainId = role.ChainId, Epoch = role.Epoch },
                 FromNode = _options.NodeId,
-                CommittedSeq = DurableSeq,
+                CommittedSeq = HelloCommittedSeq(),
             },
         }, streamStop.Token);
 
@@ -569,29 +603,41 @@ internal sealed class ChainReplica : IAsyncDisposable
         if (!await acks.MoveNextAsync() || acks.Current.PartCase != ReplicateAck.PartOneofCase.Welcome)
             throw new InvalidOperationException("successor did not answer the hello with a welcome");
         ulong next = acks.Current.Welcome.AppliedSeq + 1;
+        // Acks on this stream can only cover what the successor got from this node (or held when it welcomed us,
+        // under the same epoch); anything higher would be another history's sequence numbers. A syncing
+        // successor's own data counts only from the snapshot on.
+        long ackCeiling = role.SuccessorSyncing ? 0 : (long)acks.Current.Welcome.AppliedSeq;
         var welcomeHeld = new HashSet<string>(acks.Current.Welcome.HeldChunks.Select(c => Convert.ToHexString(c.Span)), StringComparer.Ordinal);
         _log.LogDebug("chain {Chain}: streaming to {Successor} from {Next}", role.ChainId, successor.NodeId, next);
 
-        Task ackReader = Task.Run(async () =>
+        Task ackReader = _options.Spawn(async () =>
         {
             try
             {
                 while (await acks.MoveNextAsync())
                 {
                     if (acks.Current.PartCase == ReplicateAck.PartOneofCase.AckedSeq)
-                        OnDownstreamAck(acks.Current.AckedSeq);
+                        OnDownstreamAck(Math.Min(acks.Current.AckedSeq, (ulong)Interlocked.Read(ref ackCeiling)));
                 }
             }
             finally
             {
                 streamStop.Cancel();
             }
-        }, CancellationToken.None);
+        });
 
         try
         {
             if (role.SuccessorSyncing)
+            {
                 next = await SendSnapshotAsync(call.RequestStream, welcomeHeld, streamStop.Token) + 1;
+                Interlocked.Exchange(ref ackCeiling, (long)(next - 1));
+                lock (_gate)
+                {
+                    if (_role.SuccessorSyncing && _role.Successor?.NodeId == role.Successor?.NodeId)
+                        _successorSyncPoint = Math.Max(_successorSyncPoint ?? 0, next - 1);
+                }
+            }
             bool keepalive = role.SuccessorSyncing;
             while (!streamStop.IsCancellationRequested)
             {
@@ -618,13 +664,14 @@ internal sealed class ChainReplica : IAsyncDisposable
                         next++;
                     }
                     batch.SenderDurableSeq = durable;
+                    Interlocked.Exchange(ref ackCeiling, (long)(next - 1));
                     await call.RequestStream.WriteAsync(new ReplicateMessage { Updates = batch }, streamStop.Token);
                 }
                 if (keepalive)
                 {
                     try
                     {
-                        await wake.WaitAsync(TimeSpan.FromMilliseconds(300), streamStop.Token);
+                        await wake.WaitAsync(TimeSpan.FromMilliseconds(300), _options.Time, streamStop.Token);
                     }
                     catch (TimeoutException)
                     {
@@ -732,11 +779,12 @@ internal sealed class ChainReplica : IAsyncDisposable
             if (_role.Syncing)
                 _syncComplete = false;
         }
+        CheckVouching();
     }
 
     /// <summary>
-    /// Whether this replica may answer reads as the tail: always, except a newly promoted tail before its
-    /// predecessor's hello under the new epoch and before it applied what that hello said was durable.
+    /// Whether this replica may answer reads as the tail: always, except a newly promoted tail before a hello from
+    /// its predecessor under its current epoch and before it applied what that hello said was durable.
     /// </summary>
     public bool ReadsAllowed
     {
@@ -744,14 +792,43 @@ internal sealed class ChainReplica : IAsyncDisposable
         {
             lock (_gate)
             {
-                if (_readsBlockedForEpoch != _role.Epoch)
-                    return true;
-                if (_helloEpoch != _role.Epoch || _durableSeq < _helloCommittedSeq)
+                // Blocked since the promotion, across later epochs too: the old tail may have committed writes
+                // under the old epoch after the master promoted this node, and only a hello under the current
+                // epoch says what the predecessor holds. Alone (no predecessor) there is nothing to wait for.
+                if (!VouchesLocked)
                     return false;
                 _readsBlockedForEpoch = 0;
                 return true;
             }
         }
+    }
+
+    /// <summary>
+    /// Whether this replica's durable history is known to hold everything the chain committed before it: true
+    /// unless it is a promoted tail still waiting for its predecessor's hello under its current epoch (or for
+    /// applying what that hello said). Only then may it serve reads, and only then does its own hello vouch for
+    /// its durable sequence number: a successor synced or promoted from it must not trust more than it knows.
+    /// </summary>
+    private bool VouchesLocked =>
+        _readsBlockedForEpoch == 0 || _role.Predecessor is null || (_helloEpoch == _role.Epoch && _durableSeq >= _helloCommittedSeq);
+
+    /// <summary>
+    /// Ends the read block once this replica vouches for its history; if its stream to the successor began with a
+    /// hello that vouched for nothing, restarts that stream so the successor gets a hello that does.
+    /// </summary>
+    private void CheckVouching()
+    {
+        bool restart;
+        lock (_gate)
+        {
+            if (_readsBlockedForEpoch == 0 || !VouchesLocked)
+                return;
+            _readsBlockedForEpoch = 0;
+            restart = _sentUnvouchedHello;
+            _sentUnvouchedHello = false;
+        }
+        if (restart)
+            RestartForwarder();
     }
 
     /// <summary>A syncing replica that holds everything its predecessor last said it had durably.</summary>

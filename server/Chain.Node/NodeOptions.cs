@@ -1,4 +1,5 @@
 using Chain.Protocol;
+using Chain.Rpc;
 
 namespace Chain.Node;
 
@@ -25,6 +26,23 @@ public sealed record NodeOptions
     public string Zone { get; init; } = "";
     /// <summary>The node's clock (a seam for tests and clock-skew injection); wall time is informational only.</summary>
     public TimeProvider Time { get; init; } = TimeProvider.System;
+    /// <summary>
+    /// Opens the call channel to a peer node or the master (one per address, cached by the node). Null: an
+    /// HTTP/2 <see cref="RpcChannel"/>. A seam for the in-memory transport of the deterministic simulation.
+    /// </summary>
+    public Func<Uri, IRpcInvoker>? Connect { get; init; }
+    /// <summary>
+    /// Starts a background loop (apply loop, forwarder, ack reader, heartbeats). Default: the thread pool, as
+    /// Task.Run. A seam for the deterministic simulation, which runs everything on one seeded executor.
+    /// </summary>
+    public Func<Func<Task>, Task> Spawn { get; init; } = static work => Task.Run(work);
+    /// <summary>
+    /// How waiters on the node's internal completions (acks, durable/ack signals, in-progress writes) resume.
+    /// Default: asynchronously, never inline on the thread that signals. The simulation runs them inline on its
+    /// executor instead: Task.WaitAsync hands the completion of a RunContinuationsAsynchronously task to the thread
+    /// pool, which the simulation cannot schedule deterministically.
+    /// </summary>
+    public TaskCreationOptions SignalContinuations { get; init; } = TaskCreationOptions.RunContinuationsAsynchronously;
     public long ObjectBytesMax { get; init; } = Limits.ObjectBytesMaxDefault;
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromMilliseconds(500);
     /// <summary>Most updates one synced engine write carries for one chain.</summary>

@@ -45,7 +45,7 @@ internal sealed class ReplicationService
         await responses.WriteAsync(new ReplicateAck { Welcome = welcome }, token);
 
         using var ackStop = CancellationTokenSource.CreateLinkedTokenSource(token);
-        Task ackWriter = WriteAcksAsync(replica, responses, ackStop.Token);
+        Task ackWriter = WriteAcksAsync(replica, routing.Epoch, responses, ackStop.Token);
         try
         {
             while (await incoming.MoveNextAsync())
@@ -95,12 +95,20 @@ internal sealed class ReplicationService
         }
     }
 
-    private static async Task WriteAcksAsync(ChainReplica replica, IStreamWriter<ReplicateAck> responses, CancellationToken token)
+    /// <summary>
+    /// Acknowledges upstream what this replica has acknowledged, while it runs the stream's epoch. Under a newer
+    /// epoch the replica's sequence numbers may continue another history (it may be the head now, and the old
+    /// predecessor a deposed head with writes of its own at the same numbers): an ack sent on the old stream would
+    /// acknowledge the wrong updates, so the writer stops (the stream is cut at the predecessor's next message).
+    /// </summary>
+    private static async Task WriteAcksAsync(ChainReplica replica, ulong epoch, IStreamWriter<ReplicateAck> responses, CancellationToken token)
     {
         ulong sent = 0;
         while (!token.IsCancellationRequested)
         {
             Task wake = replica.AckAdvanced.Next;
+            if (replica.Role.Epoch != epoch)
+                return;
             ulong acked = replica.AckedSeq;
             if (acked > sent)
             {

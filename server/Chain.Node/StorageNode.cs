@@ -21,11 +21,11 @@ public sealed class StorageNode : IAsyncDisposable
     private readonly ILoggerFactory _loggers;
     private readonly ILogger _log;
     private readonly ConcurrentDictionary<uint, ChainReplica> _replicas = new();
-    private readonly ConcurrentDictionary<string, RpcChannel> _channels = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, IRpcInvoker> _channels = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _configGate = new(1, 1);
     private readonly object _refreshLock = new();
     private readonly CancellationTokenSource _stopping = new();
-    private readonly RpcChannel _master;
+    private readonly IRpcInvoker _master;
     private Task _heartbeats = Task.CompletedTask;
     private ClusterConfig? _config;
     private Task<ClusterConfig?>? _refresh;
@@ -64,7 +64,7 @@ public sealed class StorageNode : IAsyncDisposable
     /// runs, valid for the granted time from when the heartbeat was sent (monotonic clock, which keeps running
     /// while the process is stopped). A tail without a lease answers no reads.
     /// </summary>
-    public bool HasReadLease => System.Diagnostics.Stopwatch.GetTimestamp() < Interlocked.Read(ref _leaseUntilTimestamp);
+    public bool HasReadLease => _options.Time.GetTimestamp() < Interlocked.Read(ref _leaseUntilTimestamp);
 
     /// <summary>Registers the RPC services of a node.</summary>
     public void Register(RpcServiceRegistry registry)
@@ -84,13 +84,15 @@ public sealed class StorageNode : IAsyncDisposable
         ClusterConfig? saved = _store.LoadConfig();
         if (saved is not null)
             await ApplyConfigAsync(saved, persist: false);
-        _heartbeats = Task.Run(() => FollowMasterAsync(_stopping.Token), CancellationToken.None);
+        _heartbeats = _options.Spawn(() => FollowMasterAsync(_stopping.Token));
     }
 
     internal ChainReplica? GetReplica(uint chainId) => _replicas.TryGetValue(chainId, out ChainReplica? r) ? r : null;
 
-    internal RpcChannel Channel(Uri address) =>
-        _channels.GetOrAdd(address.ToString(), _ => new RpcChannel(address, new RpcLimits { MaxMessageBytes = Limits.MessageBytesMax }));
+    internal IRpcInvoker Channel(Uri address) =>
+        _channels.GetOrAdd(address.ToString(), _ => _options.Connect is { } connect
+            ? connect(address)
+            : new RpcChannel(address, new RpcLimits { MaxMessageBytes = Limits.MessageBytesMax }));
 
     /// <summary>Fetches the config from the master now (coalescing concurrent callers); null if unreachable.</summary>
     internal Task<ClusterConfig?> RefreshConfigAsync()
@@ -149,20 +151,22 @@ public sealed class StorageNode : IAsyncDisposable
                         SyncBytes = (ulong)replica.SyncBytesReceived,
                     });
                 }
-                long sentAt = System.Diagnostics.Stopwatch.GetTimestamp();
+                long sentAt = _options.Time.GetTimestamp();
                 HeartbeatResponse beat = await _master.UnaryAsync(MasterMethods.Heartbeat, heartbeat,
                     new CallOptions { Timeout = TimeSpan.FromSeconds(5), CancellationToken = stop });
                 if (beat.ConfigVersion == heartbeat.ConfigVersion && _fresh)
                 {
-                    long until = sentAt + (long)(beat.LeaseMs / 1000.0 * System.Diagnostics.Stopwatch.Frequency);
+                    long until = sentAt + (long)(beat.LeaseMs / 1000.0 * _options.Time.TimestampFrequency);
                     if (until > Interlocked.Read(ref _leaseUntilTimestamp))
                         Interlocked.Exchange(ref _leaseUntilTimestamp, until);
                 }
-                // Fetch the new table in the background: heartbeats keep their pace whatever the fetch costs.
-                if (beat.ConfigVersion != (Config?.Version ?? ulong.MaxValue))
+                // Fetch the new table in the background: heartbeats keep their pace whatever the fetch costs. Also
+                // while this process has not fetched it yet (the fetch after registering failed): the persisted
+                // table may carry the master's current version, and without a fetch the node would never serve.
+                if (!Volatile.Read(ref _fresh) || beat.ConfigVersion != (Config?.Version ?? ulong.MaxValue))
                     _ = RefreshConfigAsync();
                 retry = TimeSpan.FromMilliseconds(100);
-                await Task.Delay(_options.HeartbeatInterval, stop);
+                await Task.Delay(_options.HeartbeatInterval, _options.Time, stop);
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
             {
@@ -178,7 +182,7 @@ public sealed class StorageNode : IAsyncDisposable
                     _log.LogError(e, "node {Node}: following the master failed; retrying", _options.NodeId);
                 try
                 {
-                    await Task.Delay(retry, stop);
+                    await Task.Delay(retry, _options.Time, stop);
                 }
                 catch (OperationCanceledException)
                 {
@@ -213,7 +217,20 @@ public sealed class StorageNode : IAsyncDisposable
                 NodeInfo? successor = position < line.Count - 1 ? addresses.GetValueOrDefault(line[position + 1]) : null;
                 bool successorSyncing = position + 1 >= chain.Nodes.Count && successor is not null;
                 var role = new ChainRole(chain.ChainId, chain.Epoch, position, line.Count, predecessor, successor, syncing, successorSyncing);
-                if (_replicas.TryGetValue(chain.ChainId, out ChainReplica? replica))
+                if (_replicas.TryGetValue(chain.ChainId, out ChainReplica? replica) && syncing && !replica.Role.Syncing)
+                {
+                    // Rejoining as a syncing node without having seen the config that removed this node (it was
+                    // paused or cut off): the replica still holds what it had in flight as a member, e.g. writes it
+                    // proposed as a deposed head. Those were never committed by the chain and the sync replaces them,
+                    // so they must not be acknowledged: a syncing replica has no successor and would count as alone.
+                    // Start a fresh replica; disposing the old one fails its waiters (clients retry at the head).
+                    _log.LogWarning("node {Node} rejoins chain {Chain} as a syncing node (epoch {Epoch}); dropping its previous replica",
+                        _options.NodeId, chain.ChainId, chain.Epoch);
+                    _replicas.TryRemove(chain.ChainId, out _);
+                    await replica.DisposeAsync();
+                    replica = null;
+                }
+                if (replica is not null)
                     replica.UpdateRole(role);
                 else
                     _replicas[chain.ChainId] = new ChainReplica(_store, _options, role, Channel, _loggers.CreateLogger<ChainReplica>());
@@ -252,7 +269,7 @@ public sealed class StorageNode : IAsyncDisposable
         }
         foreach (ChainReplica replica in _replicas.Values)
             await replica.DisposeAsync();
-        foreach (RpcChannel channel in _channels.Values)
+        foreach (IRpcInvoker channel in _channels.Values)
             channel.Dispose();
     }
 }

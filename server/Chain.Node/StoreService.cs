@@ -133,7 +133,7 @@ internal sealed class StoreService
             throw NodeErrors.Invalid($"user metadata of {metadataBytes} bytes exceeds {Limits.UserMetadataBytesMax}");
 
         string requestKey = replica.ChainId + ":" + Convert.ToHexString(header.RequestId.Span);
-        var mine = new TaskCompletionSource<DedupRecord>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var mine = new TaskCompletionSource<DedupRecord>(_node.Options.SignalContinuations);
         Task<DedupRecord> existing = _inProgress.GetOrAdd(requestKey, mine.Task);
         if (existing != mine.Task)
         {
@@ -294,7 +294,7 @@ internal sealed class StoreService
         ChainReplica replica = await RouteAsync(request.Routing, request.Bucket, request.Key.Memory, Position.Head);
         CheckRequestId(request.RequestId);
         string requestKey = replica.ChainId + ":" + Convert.ToHexString(request.RequestId.Span);
-        var mine = new TaskCompletionSource<DedupRecord>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var mine = new TaskCompletionSource<DedupRecord>(_node.Options.SignalContinuations);
         Task<DedupRecord> existing = _inProgress.GetOrAdd(requestKey, mine.Task);
         if (existing != mine.Task)
         {

@@ -234,7 +234,7 @@ internal sealed class RpcDispatcher(RpcServiceRegistry registry, RpcLimits limit
             : StatusCode.Internal;
 
         var context = new ServerCallContext(path, call.Token, deadline, FormatPeer(http.Connection), SnapshotHeaders(request.Headers));
-        var io = new ServerCallIo(http, limits.MaxMessageBytes, compressedStatus, call.Token);
+        var io = new HttpServerCallIo(http, limits.MaxMessageBytes, compressedStatus, call.Token);
 
         StatusCode status;
         string detail = "";

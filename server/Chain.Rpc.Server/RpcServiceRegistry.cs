@@ -18,11 +18,11 @@ public sealed class RpcServiceRegistry
         ArgumentNullException.ThrowIfNull(handler);
         Add(m.FullName, new ServerMethod(async (io, context) =>
         {
-            var request = await io.ReadSingleAsync(m.RequestParser).ConfigureAwait(false);
-            var response = await handler(request, context).ConfigureAwait(false)
+            var request = await io.ReadSingleAsync(m.RequestParser);
+            var response = await handler(request, context)
                 ?? throw new InvalidOperationException($"the handler of {m.FullName} returned null");
             context.CancellationToken.ThrowIfCancellationRequested();
-            await io.WriteAsync(response, CancellationToken.None).ConfigureAwait(false);
+            await io.WriteAsync(response, CancellationToken.None);
         }));
     }
 
@@ -34,11 +34,11 @@ public sealed class RpcServiceRegistry
         ArgumentNullException.ThrowIfNull(handler);
         Add(m.FullName, new ServerMethod(async (io, context) =>
         {
-            var request = await io.ReadSingleAsync(m.RequestParser).ConfigureAwait(false);
+            var request = await io.ReadSingleAsync(m.RequestParser);
             var writer = new ServerStreamWriter<TResp>(io);
             try
             {
-                await handler(request, writer, context).ConfigureAwait(false);
+                await handler(request, writer, context);
             }
             finally
             {
@@ -55,10 +55,10 @@ public sealed class RpcServiceRegistry
         ArgumentNullException.ThrowIfNull(handler);
         Add(m.FullName, new ServerMethod(async (io, context) =>
         {
-            var response = await handler(new RequestStream<TReq>(io, m.RequestParser), context).ConfigureAwait(false)
+            var response = await handler(new RequestStream<TReq>(io, m.RequestParser), context)
                 ?? throw new InvalidOperationException($"the handler of {m.FullName} returned null");
             context.CancellationToken.ThrowIfCancellationRequested();
-            await io.WriteAsync(response, CancellationToken.None).ConfigureAwait(false);
+            await io.WriteAsync(response, CancellationToken.None);
         }));
     }
 
@@ -73,7 +73,7 @@ public sealed class RpcServiceRegistry
             var writer = new ServerStreamWriter<TResp>(io);
             try
             {
-                await handler(new RequestStream<TReq>(io, m.RequestParser), writer, context).ConfigureAwait(false);
+                await handler(new RequestStream<TReq>(io, m.RequestParser), writer, context);
             }
             finally
             {
@@ -82,6 +82,7 @@ public sealed class RpcServiceRegistry
         }));
     }
 
+    /// <summary>The handler registered for "/{service}/{method}", or null.</summary>
     internal ServerMethod? Find(string path) => _methods.TryGetValue(path, out var method) ? method : null;
 
     private void Add(string fullName, ServerMethod method)
@@ -99,33 +100,51 @@ internal sealed class ServerMethod(Func<ServerCallIo, ServerCallContext, Task> i
     public Task InvokeAsync(ServerCallIo io, ServerCallContext context) => invoke(io, context);
 }
 
-/// <summary>Message I/O of one server call over the HTTP/2 request and response bodies.</summary>
-internal sealed class ServerCallIo(HttpContext http, int maxMessageBytes, StatusCode compressedStatus, CancellationToken callToken)
+/// <summary>
+/// Message I/O of one server call. The handlers' wrappers above run on whatever context the transport gives them
+/// and never leave it (no ConfigureAwait(false)): the deterministic simulation runs them on its own single-threaded
+/// executor through an in-memory implementation (harness/Chain.Simulation). Kestrel has no synchronization
+/// context, so over HTTP/2 this is the same as ConfigureAwait(false).
+/// </summary>
+internal abstract class ServerCallIo
 {
-    private readonly byte[] _prefix = new byte[GrpcWire.PrefixSize];
+    public abstract CancellationToken CallToken { get; }
 
-    public CancellationToken CallToken => callToken;
+    /// <summary>The next request message, or null at the end of the request stream.</summary>
+    public abstract ValueTask<T?> ReadAsync<T>(MessageParser<T> parser, CancellationToken cancellationToken)
+        where T : class, IMessage<T>;
 
-    public ValueTask<T?> ReadAsync<T>(MessageParser<T> parser, CancellationToken cancellationToken)
-        where T : class, IMessage<T> =>
-        GrpcWire.ReadMessageAsync(http.Request.Body, parser, maxMessageBytes, _prefix,
-            StatusCode.InvalidArgument, compressedStatus, cancellationToken);
+    /// <summary>Sends one response message.</summary>
+    public abstract ValueTask WriteAsync(IMessage message, CancellationToken cancellationToken);
 
     /// <summary>Exactly one request message followed by the end of the request stream.</summary>
     public async Task<T> ReadSingleAsync<T>(MessageParser<T> parser)
         where T : class, IMessage<T>
     {
-        var message = await ReadAsync(parser, callToken).ConfigureAwait(false)
+        var message = await ReadAsync(parser, CallToken)
             ?? throw new RpcException(StatusCode.Internal, "the request stream ended without a request message");
-        if (await ReadAsync(parser, callToken).ConfigureAwait(false) is not null)
+        if (await ReadAsync(parser, CallToken) is not null)
         {
             throw new RpcException(StatusCode.Internal, "more than one request message for a single-request method");
         }
         return message;
     }
+}
+
+/// <summary>Message I/O of one server call over the HTTP/2 request and response bodies.</summary>
+internal sealed class HttpServerCallIo(HttpContext http, int maxMessageBytes, StatusCode compressedStatus, CancellationToken callToken) : ServerCallIo
+{
+    private readonly byte[] _prefix = new byte[GrpcWire.PrefixSize];
+
+    public override CancellationToken CallToken => callToken;
+
+    public override ValueTask<T?> ReadAsync<T>(MessageParser<T> parser, CancellationToken cancellationToken)
+        where T : class =>
+        GrpcWire.ReadMessageAsync(http.Request.Body, parser, maxMessageBytes, _prefix,
+            StatusCode.InvalidArgument, compressedStatus, cancellationToken);
 
     /// <summary>Frames one response message into the response body and flushes it (headers go out with the first one).</summary>
-    public async ValueTask WriteAsync(IMessage message, CancellationToken cancellationToken)
+    public override async ValueTask WriteAsync(IMessage message, CancellationToken cancellationToken)
     {
         var size = GrpcWire.CheckedSize(message, maxMessageBytes);
         callToken.ThrowIfCancellationRequested();
@@ -176,7 +195,7 @@ internal sealed class ServerStreamWriter<T>(ServerCallIo io) : IStreamWriter<T>
             {
                 throw new InvalidOperationException("the call has ended; no more responses can be written");
             }
-            await io.WriteAsync(message, cancellationToken).ConfigureAwait(false);
+            await io.WriteAsync(message, cancellationToken);
         }
         finally
         {
@@ -208,7 +227,7 @@ internal sealed class RequestStream<T>(ServerCallIo io, MessageParser<T> parser)
             ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, io.CallToken)
             : null;
         var token = linked?.Token ?? io.CallToken;
-        while (await io.ReadAsync(parser, token).ConfigureAwait(false) is { } message)
+        while (await io.ReadAsync(parser, token) is { } message)
         {
             yield return message;
         }
