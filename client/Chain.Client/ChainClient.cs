@@ -106,6 +106,8 @@ public sealed class ChainClient : IAsyncDisposable, IDisposable
     {
         var keyBytes = CheckObjectArgs(bucket, key);
         var keyString = UnsafeByteOperations.UnsafeWrap(keyBytes);
+        if (ifVersion == 0)
+            throw new ArgumentOutOfRangeException(nameof(ifVersion), "versions start at 1");
         var requestId = NewRequestId(); // once per logical delete: the head deduplicates retries by it
         return _retry.RunAsync("delete", async (state, ct) =>
         {
@@ -217,6 +219,8 @@ public sealed class ChainClient : IAsyncDisposable, IDisposable
 
     private async Task<PutResult> PutCoreAsync(string bucket, string key, byte[] keyBytes, ChunkSource source, PutOptions options, CancellationToken cancellationToken)
     {
+        if (options.IfVersion == 0)
+            throw new ArgumentOutOfRangeException(nameof(options), "PutOptions.IfVersion: versions start at 1");
         var requestId = NewRequestId(); // once per logical put, reused on every retry: the head deduplicates by it
         var keyString = UnsafeByteOperations.UnsafeWrap(keyBytes);
         long? size = source.Length;

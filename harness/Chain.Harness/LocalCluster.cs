@@ -384,7 +384,8 @@ public sealed class LocalCluster : IAsyncDisposable
         return "dotnet";
     }
 
-    private static void TryDeleteDirectory(string path)
+    /// <summary>Deletes a directory tree if it exists; best effort (a file in use or a permission problem is ignored).</summary>
+    public static void TryDeleteDirectory(string path)
     {
         try
         {

@@ -248,7 +248,7 @@ public static class Runner
             string? keptData = clusterDirectory;
             if (verdict == Verdict.Valid && !_options.KeepClusterData)
             {
-                TryDeleteDirectory(clusterDirectory);
+                LocalCluster.TryDeleteDirectory(clusterDirectory);
                 keptData = null;
             }
             else
@@ -733,21 +733,6 @@ public static class Runner
             catch (IOException e)
             {
                 Note($"could not copy the server logs: {e.Message}");
-            }
-        }
-
-        private static void TryDeleteDirectory(string path)
-        {
-            try
-            {
-                if (Directory.Exists(path))
-                    Directory.Delete(path, recursive: true);
-            }
-            catch (IOException)
-            {
-            }
-            catch (UnauthorizedAccessException)
-            {
             }
         }
     }

@@ -150,8 +150,8 @@ internal sealed class StoreService
                 mine.TrySetResult(done.Value);
                 return new PutResponse { Version = done.Value.Version, Deduplicated = true };
             }
-            WriteCondition? condition = header.HasIfVersion || header.IfAbsent
-                ? new WriteCondition(header.Bucket, header.Key, header.HasIfVersion ? header.IfVersion : null, header.IfAbsent)
+            WriteCondition? condition = header.IfVersion != 0 || header.IfAbsent
+                ? new WriteCondition(header.Bucket, header.Key, header.IfVersion != 0 ? header.IfVersion : null, header.IfAbsent)
                 : null;
             // Fail fast, before any data is streamed; the deciding check is the one made when sequencing.
             if (condition is not null)
@@ -310,7 +310,7 @@ internal sealed class StoreService
                 return new DeleteResponse { Version = done.Value.Version, Existed = done.Value.Existed, Deduplicated = true };
             }
             var delete = new ObjectDelete { Bucket = request.Bucket, Key = request.Key, RequestId = request.RequestId };
-            WriteCondition? condition = request.HasIfVersion ? new WriteCondition(request.Bucket, request.Key, request.IfVersion, false) : null;
+            WriteCondition? condition = request.IfVersion != 0 ? new WriteCondition(request.Bucket, request.Key, request.IfVersion, false) : null;
             PendingUpdate pending = await replica.ProposeAsync(request.Routing.Epoch,
                 (seq, e) => new Update { Seq = seq, Epoch = e, Delete = delete }, isChunk: false, context.CancellationToken, condition);
             await WaitCommittedAsync(replica, pending, context.CancellationToken);

@@ -39,6 +39,11 @@ public class ConditionalWriteTests
         await Assert.ThrowsAsync<PreconditionFailedException>(() =>
             client.PutAsync("reg", "missing", Bytes("x"), new PutOptions { IfVersion = v1.Version }));
 
+        // Versions start at 1: on the wire 0 means "no condition", so the client refuses it rather than send it.
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() =>
+            client.PutAsync("reg", "k", Bytes("zero"), new PutOptions { IfVersion = 0 }));
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => client.DeleteAsync("reg", "k", 0UL));
+
         Assert.True(v2.Version > v1.Version);
         Assert.Equal(Bytes("two"), await client.GetBytesAsync("reg", "k"));
         await Assert.ThrowsAsync<ObjectNotFoundException>(() => client.StatAsync("reg", "missing"));
