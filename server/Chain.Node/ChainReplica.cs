@@ -91,8 +91,13 @@ internal sealed class ChainReplica : IAsyncDisposable
     // store (which has everything durable), this is the object's state as of the last sequenced update, the
     // state conditional writes are decided against at the head. Guarded by _gate.
     private readonly Dictionary<string, (ulong Seq, bool Exists)> _unapplied = new(StringComparer.Ordinal);
-    // Syncing (joining) node: whether the bulk copy or catch-up of this stream completed, and the
-    // predecessor's durable sequence number as last reported.
+    // Syncing (joining) node: whether the bulk copy or catch-up from the predecessor completed, and the
+    // predecessor's durable sequence number as last reported. Both belong to the current epoch only: they are
+    // reset when the epoch changes and set only by a stream of the current epoch whose hello was received under
+    // it (checked under _gate, so a stream of an earlier epoch cannot set them after the reset). The master
+    // promotes on a caught-up report labelled with its current epoch; a completion carried over from an earlier
+    // epoch's stream (another predecessor, whose successor stream under the new epoch starts with a snapshot
+    // that wipes this copy) once got a joiner promoted while it re-synced from 0, and the chain wedged.
     private bool _syncComplete;
     private ulong _senderDurableSeq;
     private bool _senderReported;
@@ -159,6 +164,12 @@ internal sealed class ChainReplica : IAsyncDisposable
                 _successorSyncPoint = null;
             if (old.Syncing && !role.Syncing)
                 _readsBlockedForEpoch = role.Epoch;
+            if (role.Epoch != old.Epoch)
+            {
+                _syncComplete = false;
+                _senderReported = false;
+                _senderDurableSeq = 0;
+            }
         }
         _log.LogInformation("chain {Chain}: role changed from position {Old}/{OldLen} epoch {OldEpoch} to {New}/{NewLen} epoch {NewEpoch}",
             role.ChainId, old.Position, old.Length, old.Epoch, role.Position, role.Length, role.Epoch);
@@ -831,20 +842,29 @@ internal sealed class ChainReplica : IAsyncDisposable
             RestartForwarder();
     }
 
-    /// <summary>A syncing replica that holds everything its predecessor last said it had durably.</summary>
-    public bool CaughtUp
+    /// <summary>
+    /// The epoch this replica runs and whether, under that epoch, it is a syncing replica that holds everything
+    /// its predecessor last said it had durably (read together: the report names the epoch the flag belongs to).
+    /// </summary>
+    public (ulong Epoch, bool CaughtUp) SyncState
     {
         get
         {
             lock (_gate)
-                return _role.Syncing && _syncComplete && _senderReported && _durableSeq >= _senderDurableSeq;
+                return (_role.Epoch, _role.Syncing && _syncComplete && _senderReported && _durableSeq >= _senderDurableSeq);
         }
     }
 
-    public void OnSenderDurable(ulong seq)
+    /// <summary>Whether the stream of <paramref name="epoch"/> may update the sync state: the replica still runs
+    /// that epoch and received the hello of that epoch.</summary>
+    private bool StreamIsCurrentLocked(ulong epoch) => epoch == _role.Epoch && _helloEpoch == epoch;
+
+    public void OnSenderDurable(ulong epoch, ulong seq)
     {
         lock (_gate)
         {
+            if (!StreamIsCurrentLocked(epoch))
+                return;
             _senderDurableSeq = Math.Max(_senderDurableSeq, seq);
             _senderReported = true;
             if (_role.Syncing && _lastEnqueuedSeq >= _helloCommittedSeq)
@@ -892,7 +912,7 @@ internal sealed class ChainReplica : IAsyncDisposable
     }
 
     /// <summary>Completes a bulk copy: the chain is now at <paramref name="seq"/>; updates after it follow.</summary>
-    public async Task EndSyncAsync(ulong seq, CancellationToken cancellationToken)
+    public async Task EndSyncAsync(ulong epoch, ulong seq, CancellationToken cancellationToken)
     {
         var applied = new byte[8];
         System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(applied, seq);
@@ -901,7 +921,7 @@ internal sealed class ChainReplica : IAsyncDisposable
         {
             _lastEnqueuedSeq = seq;
             Interlocked.Exchange(ref _durableSeq, seq);
-            _syncComplete = seq >= _helloCommittedSeq;
+            _syncComplete = StreamIsCurrentLocked(epoch) && seq >= _helloCommittedSeq;
         }
         DurableAdvanced.Set();
         RecomputeAck();

@@ -62,7 +62,7 @@ internal sealed class ReplicationService
                             VerifyUpdate(routing.ChainId, update);
                             await replica.AcceptAsync(update, token);
                         }
-                        replica.OnSenderDurable(message.Updates.SenderDurableSeq);
+                        replica.OnSenderDurable(routing.Epoch, message.Updates.SenderDurableSeq);
                         break;
                     case ReplicateMessage.PartOneofCase.SyncBegin when replica.Role.Syncing:
                         await replica.BeginSyncAsync(token);
@@ -71,7 +71,7 @@ internal sealed class ReplicationService
                         await replica.WriteSyncDataAsync(message.SyncData, token);
                         break;
                     case ReplicateMessage.PartOneofCase.SyncDone when replica.Role.Syncing:
-                        await replica.EndSyncAsync(message.SyncDone.AppliedSeq, token);
+                        await replica.EndSyncAsync(routing.Epoch, message.SyncDone.AppliedSeq, token);
                         break;
                     default:
                         throw new RpcException(StatusCode.InvalidArgument, $"unexpected {message.PartCase} on a replication stream");

@@ -144,10 +144,11 @@ public sealed class StorageNode : IAsyncDisposable
                 var heartbeat = new HeartbeatRequest { NodeId = _options.NodeId, ConfigVersion = Config?.Version ?? 0 };
                 foreach (ChainReplica replica in _replicas.Values)
                 {
-                    ChainRole role = replica.Role;
+                    // The caught-up flag is reported with the epoch it belongs to (see ChainReplica._syncComplete).
+                    (ulong epoch, bool caughtUp) = replica.SyncState;
                     heartbeat.Chains.Add(new ChainProgress
                     {
-                        ChainId = role.ChainId, Epoch = role.Epoch, AppliedSeq = replica.DurableSeq, CaughtUp = replica.CaughtUp,
+                        ChainId = replica.ChainId, Epoch = epoch, AppliedSeq = replica.DurableSeq, CaughtUp = caughtUp,
                         SyncBytes = (ulong)replica.SyncBytesReceived,
                     });
                 }

@@ -102,18 +102,17 @@ public class RegressionTests(ITestOutputHelper output)
             "master-crash=5% disk-errors=5‰ latency=40ms disk=2ms");
 
     /// <summary>
-    /// OPEN (not fixed; liveness): a chain stuck for good after a joiner was promoted on a stale report while it
-    /// re-synced. node2 syncs from tail node3 (epoch 12) and reports caught up (applied 22). node3 is removed
-    /// (epoch 13): node2 is now the syncing successor of node1, whose new stream sends a snapshot, and node2's
-    /// BeginSync wipes its copy of the chain (applied 0). Meanwhile the master promotes node2 on its earlier report
-    /// (epoch 14). node2 is a member at applied 0, and node1 has pruned its log (the pruning floor had followed
-    /// node2's acks): "update 1 is neither in the Sent list nor in the log", for ever; the chain never converges.
-    /// Fix direction: promotion must be tied to the sync stream it was reported on (e.g. the joiner reports the
-    /// epoch and sync point, the master promotes only if they are current), and a member too far behind the log
-    /// must be re-synced rather than streamed to.
+    /// Liveness: a chain stuck for good after a joiner was promoted on a stale report while it re-synced. node2
+    /// syncs from tail node3 (epoch 12) and reports caught up (applied 22). node3 is removed (epoch 13): node2 is
+    /// now the syncing successor of node1, whose new stream sends a snapshot, and node2's BeginSync wipes its copy
+    /// of the chain (applied 0). Meanwhile the master promoted node2 (epoch 14) on a heartbeat labelled epoch 13
+    /// whose caught-up flag still came from the epoch-12 stream: the flag was not reset when the epoch changed.
+    /// node2 was a member at applied 0, and node1 had pruned its log (the pruning floor had followed node2's
+    /// acks): "update 1 is neither in the Sent list nor in the log", for ever. FIXED in ChainReplica (see
+    /// _syncComplete): the caught-up state is reset when the epoch changes, set only by a stream of the current
+    /// epoch whose hello was received under it, and reported with that epoch (ChainReplica.SyncState).
     /// </summary>
     [Fact]
-    [Trait("Category", "Slow")]
     public void JoinerPromotedWhileResyncingDoesNotWedgeTheChain() =>
         Replay("seed=1918628695 nodes=3 chains=2 replicas=3 clients=3 keys=2 ops=15 think=300ms crash=15% partition=15% drop=20% pause=30% " +
             "master-crash=5% disk-errors=5‰ latency=40ms disk=2ms");
