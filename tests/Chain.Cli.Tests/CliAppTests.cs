@@ -56,6 +56,16 @@ public class CliAppTests
     [InlineData("check|--read-from|nowhere")]
     [InlineData("check|--shrink|-1")]
     [InlineData("check|--spec|/nonexistent/spec.json")]
+    [InlineData("put|b/k|/nonexistent/file|--if-absent|--if-version|3")]
+    [InlineData("put|b/k|/nonexistent/file|--if-version|0")]
+    [InlineData("put|b/k|/nonexistent/file|--if-version|-1")]
+    [InlineData("put|b/k|/nonexistent/file|--if-version|x")]
+    [InlineData("put|b/k|/nonexistent/file|--if-version")]
+    [InlineData("put|b/k|/nonexistent/file|--if-absent=yes")]
+    [InlineData("rm|b/k|--if-version|0")]
+    [InlineData("rm|b/k|--if-version|1.5")]
+    [InlineData("rm|b/k|--if-absent")]
+    [InlineData("get|b/k|out|--if-version|1")]
     public async Task Usage_errors_exit_2_with_an_error_line_and_usage(string joined)
     {
         Run run = await RunAsync(Split(joined));
@@ -93,6 +103,19 @@ public class CliAppTests
     }
 
     [Fact]
+    public async Task Help_documents_the_conditions_and_their_exit_code()
+    {
+        Run put = await RunAsync("put", "--help");
+        Assert.Equal(0, put.ExitCode);
+        Assert.Contains("--if-absent", put.Out);
+        Assert.Contains("--if-version N", put.Out);
+        Assert.Contains("exit 3", put.Out);
+        Run rm = await RunAsync("help", "rm");
+        Assert.Contains("--if-version N", rm.Out);
+        Assert.Contains("3 precondition failed", (await RunAsync("help")).Out);
+    }
+
+    [Fact]
     public async Task Put_of_a_missing_file_fails_with_exit_1_and_one_line()
     {
         string missing = Path.Combine(Path.GetTempPath(), "chain-cli-tests-" + Guid.NewGuid().ToString("N"));
@@ -114,6 +137,7 @@ public class CliAppTests
         };
         Assert.Equal("object 'b/k' not found", CliApp.Describe(new ObjectNotFoundException("b", "k"), null, io));
         Assert.Equal("bucket 'b' does not exist", CliApp.Describe(new BucketNotFoundException("b"), null, io));
+        Assert.Equal(3, CliApp.PreconditionFailed);
     }
 
     [Theory]

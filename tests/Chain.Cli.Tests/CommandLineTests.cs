@@ -91,6 +91,17 @@ public class CommandLineTests
         Assert.Equal(new[] { "b/k", "--odd-name" }, Parse("get", "b/k", "--", "--odd-name").Positionals);
     }
 
+    [Fact]
+    public void Flags_take_no_value_and_may_sit_anywhere()
+    {
+        ParsedCommand command = Parse("put", "--if-absent", "b/k", "file.bin");
+        Assert.True(command.Flag("if-absent"));
+        Assert.Equal(new[] { "b/k", "file.bin" }, command.Positionals);
+        Assert.False(Parse("put", "b/k", "file.bin").Flag("if-absent"));
+        Assert.Equal(7UL, CliApp.IfVersionOption(Parse("rm", "b/k", "--if-version", "7")));
+        Assert.Null(CliApp.IfVersionOption(Parse("rm", "b/k")));
+    }
+
     [Theory]
     [InlineData("--help")]
     [InlineData("-h")]

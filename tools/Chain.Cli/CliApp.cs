@@ -7,12 +7,13 @@ using Spectre.Console;
 
 namespace Chain.Cli;
 
-/// <summary>The commands. Exit codes: 0 ok, 1 the operation failed, 2 usage error.</summary>
+/// <summary>The commands. Exit codes: 0 ok, 1 the operation failed, 2 usage error, 3 a condition (--if-absent, --if-version) did not hold.</summary>
 public static class CliApp
 {
     public const int Ok = 0;
     public const int Failed = 1;
     public const int Usage = 2;
+    public const int PreconditionFailed = 3;
 
     public static async Task<int> RunAsync(IReadOnlyList<string> args, CliIo io)
     {
@@ -47,6 +48,11 @@ public static class CliApp
                 io.Err.WriteLine("usage: chain [--master URL] COMMAND [ARGS]");
             io.Err.WriteLine("run 'chain help' for the list of commands");
             return Usage;
+        }
+        catch (PreconditionFailedException e)
+        {
+            io.Err.WriteLine($"error: {e.Message} (nothing was changed)");
+            return PreconditionFailed;
         }
         catch (Exception e)
         {
@@ -111,7 +117,8 @@ public static class CliApp
         io.Out.WriteLine("  -h, --help     help (chain help COMMAND for a command's options)");
         io.Out.WriteLine();
         io.Out.WriteLine("BUCKET/KEY splits at the first '/': keys may contain '/'.");
-        io.Out.WriteLine("exit codes: 0 ok, 1 operation failed, 2 usage error (check: 0 valid, 1 invalid, 2 unknown)");
+        io.Out.WriteLine($"exit codes: 0 ok, 1 operation failed, 2 usage error, {PreconditionFailed} precondition failed (put/rm --if-absent, --if-version)");
+        io.Out.WriteLine("            (check: 0 valid, 1 invalid, 2 unknown)");
         return Ok;
     }
 
@@ -201,20 +208,25 @@ public static class CliApp
         ObjectPath path = ObjectPath.Parse(command.Positionals[0], command.Name);
         string file = command.Positionals[1];
         string contentType = command.Option("content-type") ?? new PutOptions().ContentType;
+        bool ifAbsent = command.Flag("if-absent");
+        ulong? ifVersion = IfVersionOption(command);
+        if (ifAbsent && ifVersion is not null)
+            throw new UsageException("--if-absent and --if-version cannot be combined", command.Name);
+        var options = new PutOptions { ContentType = contentType, IfAbsent = ifAbsent, IfVersion = ifVersion };
         CancellationToken ct = io.Cancellation;
 
         await using FileStream stream = OpenSource(file);
         long size = stream.Length;
         await using ChainClient client = io.ClientFactory(command.Master);
         PutResult result;
-        if (io.OutputIsTerminal)
+        if (ProgressConsole(io) is { } progressConsole)
         {
-            result = await WithProgressAsync(io.Console, $"put {path}", size,
-                progress => client.PutAsync(path.Bucket, path.Key, stream, new PutOptions { ContentType = contentType, Progress = progress }, ct)).ConfigureAwait(false);
+            result = await WithProgressAsync(progressConsole, $"put {path}", size,
+                progress => client.PutAsync(path.Bucket, path.Key, stream, options with { Progress = progress }, ct)).ConfigureAwait(false);
         }
         else
         {
-            result = await client.PutAsync(path.Bucket, path.Key, stream, new PutOptions { ContentType = contentType }, ct).ConfigureAwait(false);
+            result = await client.PutAsync(path.Bucket, path.Key, stream, options, ct).ConfigureAwait(false);
         }
 
         io.Out.WriteLine($"put {result.Bucket}/{result.Key}{(result.Deduplicated ? " (deduplicated: identical content)" : "")}");
@@ -236,7 +248,17 @@ public static class CliApp
             Stream stdout = io.OpenStandardOutput();
             await using (stdout.ConfigureAwait(false))
             {
-                await stdoutClient.GetAsync(path.Bucket, path.Key, stdout, null, ct).ConfigureAwait(false);
+                if (ProgressConsole(io) is { } progressConsole)
+                {
+                    // The data goes to standard output; the bar to standard error.
+                    ObjectInfo stat = await stdoutClient.StatAsync(path.Bucket, path.Key, ct).ConfigureAwait(false);
+                    await WithProgressAsync(progressConsole, $"get {path}", stat.Size,
+                        progress => stdoutClient.GetAsync(path.Bucket, path.Key, stdout, progress, ct)).ConfigureAwait(false);
+                }
+                else
+                {
+                    await stdoutClient.GetAsync(path.Bucket, path.Key, stdout, null, ct).ConfigureAwait(false);
+                }
                 await stdout.FlushAsync(ct).ConfigureAwait(false);
             }
             return Ok;
@@ -251,10 +273,10 @@ public static class CliApp
         {
             await using (var file = new FileStream(partial, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
             {
-                if (io.OutputIsTerminal)
+                if (ProgressConsole(io) is { } progressConsole)
                 {
                     ObjectInfo stat = await client.StatAsync(path.Bucket, path.Key, ct).ConfigureAwait(false);
-                    info = await WithProgressAsync(io.Console, $"get {path}", stat.Size,
+                    info = await WithProgressAsync(progressConsole, $"get {path}", stat.Size,
                         progress => client.GetAsync(path.Bucket, path.Key, file, progress, ct)).ConfigureAwait(false);
                 }
                 else
@@ -282,8 +304,9 @@ public static class CliApp
     private static async Task<int> RemoveAsync(ParsedCommand command, CliIo io)
     {
         ObjectPath path = ObjectPath.Parse(command.Positionals[0], command.Name);
+        ulong? ifVersion = IfVersionOption(command);
         await using ChainClient client = io.ClientFactory(command.Master);
-        if (!await client.DeleteAsync(path.Bucket, path.Key, io.Cancellation).ConfigureAwait(false))
+        if (!await client.DeleteAsync(path.Bucket, path.Key, ifVersion, io.Cancellation).ConfigureAwait(false))
             throw new ObjectNotFoundException(path.Bucket, path.Key);
         io.Out.WriteLine($"deleted {path}");
         return Ok;
@@ -352,6 +375,20 @@ public static class CliApp
     }
 
     // ---- helpers ------------------------------------------------------------------------------------
+
+    /// <summary>--if-version N: a positive integer (versions start at 1); null when absent.</summary>
+    internal static ulong? IfVersionOption(ParsedCommand command)
+    {
+        string? text = command.Option("if-version");
+        if (text is null)
+            return null;
+        if (!ulong.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out ulong version) || version == 0)
+            throw new UsageException($"--if-version must be a positive integer (versions start at 1), not '{text}'", command.Name);
+        return version;
+    }
+
+    /// <summary>Where progress bars go: standard error, and only when it is a terminal. Never standard output.</summary>
+    private static IAnsiConsole? ProgressConsole(CliIo io) => io.ErrorIsTerminal ? io.ErrorConsole : null;
 
     private static FileStream OpenSource(string file)
     {

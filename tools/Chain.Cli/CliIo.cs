@@ -18,8 +18,14 @@ public sealed class CliIo
     /// <summary>Raw standard output for 'get KEY -'.</summary>
     public required Func<Stream> OpenStandardOutput { get; init; }
 
-    /// <summary>Whether standard output is a terminal (progress bars only then).</summary>
+    /// <summary>Whether standard output is a terminal.</summary>
     public bool OutputIsTerminal { get; init; }
+
+    /// <summary>Rich output on standard error: progress bars, which never go to standard output.</summary>
+    public IAnsiConsole? ErrorConsole { get; init; }
+
+    /// <summary>Whether standard error is a terminal (progress bars only then).</summary>
+    public bool ErrorIsTerminal { get; init; }
 
     /// <summary>$CHAIN_MASTER.</summary>
     public string? EnvironmentMaster { get; init; }
@@ -49,6 +55,14 @@ public sealed class CliIo
             // Logs and pipes: wide enough that tables do not wrap addresses.
             console.Profile.Width = 200;
         }
+        bool errorRedirected = System.Console.IsErrorRedirected;
+        IAnsiConsole errorConsole = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(System.Console.Error),
+            Ansi = errorRedirected ? AnsiSupport.No : AnsiSupport.Detect,
+            ColorSystem = errorRedirected ? ColorSystemSupport.NoColors : ColorSystemSupport.Detect,
+            Interactive = errorRedirected ? InteractionSupport.No : InteractionSupport.Detect,
+        });
         return new CliIo
         {
             Out = System.Console.Out,
@@ -56,6 +70,8 @@ public sealed class CliIo
             Console = console,
             OpenStandardOutput = System.Console.OpenStandardOutput,
             OutputIsTerminal = !redirected,
+            ErrorConsole = errorConsole,
+            ErrorIsTerminal = !errorRedirected,
             EnvironmentMaster = Environment.GetEnvironmentVariable(CommandLine.MasterEnvironmentVariable),
             Debug = Environment.GetEnvironmentVariable("CHAIN_DEBUG") is "1" or "true",
             Cancellation = cancellation,

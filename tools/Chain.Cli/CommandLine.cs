@@ -14,13 +14,14 @@ public sealed class UsageException : Exception
     public string? Command { get; }
 }
 
-/// <summary>One command of the CLI: its arguments and the options it accepts (every option takes a value).</summary>
+/// <summary>One command of the CLI: its arguments and the options it accepts.</summary>
 public sealed record CommandSpec(string Name, string Arguments, string Summary, int MinPositionals, int MaxPositionals, IReadOnlyList<OptionSpec> Options)
 {
     public string Usage => $"chain {Name}{(Arguments.Length > 0 ? " " + Arguments : "")}";
 }
 
-public sealed record OptionSpec(string Name, string ValueName, string Help);
+/// <summary>An option: <c>--name VALUE</c>, or with <paramref name="Flag"/> a bare <c>--name</c> that takes no value.</summary>
+public sealed record OptionSpec(string Name, string ValueName, string Help, bool Flag = false);
 
 /// <summary>The parsed command line.</summary>
 public sealed record ParsedCommand(string Name, IReadOnlyList<string> Positionals, IReadOnlyDictionary<string, string> Options, Uri Master)
@@ -28,6 +29,9 @@ public sealed record ParsedCommand(string Name, IReadOnlyList<string> Positional
     public CommandSpec Spec => CommandLine.Commands[Name];
 
     public string? Option(string name) => Options.TryGetValue(name, out string? value) ? value : null;
+
+    /// <summary>Whether the flag option <c>--name</c> was given.</summary>
+    public bool Flag(string name) => Options.ContainsKey(name);
 
     /// <summary>An integer option within [min, max]; <paramref name="fallback"/> when absent.</summary>
     public int? IntOption(string name, int? fallback, int min, int max)
@@ -69,12 +73,17 @@ public static class CommandLine
                 new OptionSpec("replicas", "R", "replicas per chain (default: min(3, N))"),
                 new OptionSpec("max-object-bytes", "BYTES", "largest object a node accepts (default: the server's)"),
             }),
-        new CommandSpec("put", "BUCKET/KEY FILE", "upload FILE as an object", 2, 2, new[]
+        new CommandSpec("put", "BUCKET/KEY FILE [--if-absent | --if-version N]", "upload FILE as an object", 2, 2, new[]
         {
             new OptionSpec("content-type", "TYPE", "content type to store (default application/octet-stream)"),
+            new OptionSpec("if-absent", "", $"only create: fail (exit {CliApp.PreconditionFailed}) if the object exists", Flag: true),
+            new OptionSpec("if-version", "N", $"only replace version N: fail (exit {CliApp.PreconditionFailed}) if the object is missing or has another version"),
         }),
         new CommandSpec("get", "BUCKET/KEY FILE", "download an object to FILE ('-' = standard output)", 2, 2, Array.Empty<OptionSpec>()),
-        new CommandSpec("rm", "BUCKET/KEY", "delete an object", 1, 1, Array.Empty<OptionSpec>()),
+        new CommandSpec("rm", "BUCKET/KEY [--if-version N]", "delete an object", 1, 1, new[]
+        {
+            new OptionSpec("if-version", "N", $"only delete version N: fail (exit {CliApp.PreconditionFailed}) if the object has another version"),
+        }),
         new CommandSpec("ls", "[BUCKET[/PREFIX]]", "list buckets, or the objects of a bucket", 0, 1, Array.Empty<OptionSpec>()),
         new CommandSpec("stat", "BUCKET/KEY", "show an object's metadata", 1, 1, Array.Empty<OptionSpec>()),
         new CommandSpec("mb", "BUCKET", "make a bucket", 1, 1, Array.Empty<OptionSpec>()),
@@ -99,6 +108,10 @@ public static class CommandLine
             }),
         new CommandSpec("help", "[COMMAND]", "show help", 0, 1, Array.Empty<OptionSpec>()),
     }.ToDictionary(c => c.Name, StringComparer.Ordinal);
+
+    /// <summary>Options that take no value (in any command).</summary>
+    private static readonly HashSet<string> FlagNames =
+        Commands.Values.SelectMany(c => c.Options).Where(o => o.Flag).Select(o => o.Name).ToHashSet(StringComparer.Ordinal);
 
     /// <summary>Parses <paramref name="args"/>; <paramref name="environmentMaster"/> is $CHAIN_MASTER.</summary>
     public static ParsedCommand Parse(IReadOnlyList<string> args, string? environmentMaster)
@@ -141,7 +154,13 @@ public static class CommandLine
             }
             if (name.Length == 0)
                 throw new UsageException($"unknown option '{arg}'", CommandOf(positionals));
-            if (value is null)
+            if (FlagNames.Contains(name))
+            {
+                if (value is not null)
+                    throw new UsageException($"option --{name} takes no value", CommandOf(positionals));
+                value = "";
+            }
+            else if (value is null)
             {
                 if (i + 1 >= args.Count)
                     throw new UsageException($"option --{name} needs a value", CommandOf(positionals));
