@@ -122,6 +122,19 @@ public static class Runner
     /// <summary>What an operation is called with (recorded at its invocation).</summary>
     private readonly record struct Invocation(OpKind Kind, string Key, string? Input, string? Expected);
 
+    /// <summary>
+    /// What an ok operation returned: its output and the store's version — a write's or successful CAS's
+    /// <see cref="PutResult.Version"/> (a deduplicated retry gets the original's), a read's <see cref="ObjectInfo.Version"/>
+    /// from the same response as the value; null when there is none (absent, CAS not applied, set workload).
+    /// </summary>
+    private readonly record struct Outcome(string? Output, long? Version)
+    {
+        public static Outcome None => new(null, null);
+    }
+
+    /// <summary>A store version as recorded in an <see cref="Operation"/>: versions start at 1, so 0 means none.</summary>
+    internal static long? RecordedVersion(ulong version) => version is 0 or > long.MaxValue ? null : (long)version;
+
     /// <summary>One run: its state from start-up to the written result.</summary>
     private sealed class Run
     {
@@ -429,8 +442,9 @@ public static class Runner
                 case Workload.Set:
                     return InvokeAsync(clientId, new Invocation(OpKind.Write, HistoryChecks.SetKey, "e" + NewValue()[1..], null), async (op, token) =>
                     {
+                        // No version: the set's elements are separate objects recorded under one history key.
                         await client.PutAsync(Bucket, "set/" + op.Input, Encoding.UTF8.GetBytes(op.Input!), null, token).ConfigureAwait(false);
-                        return null;
+                        return Outcome.None;
                     }, ct);
                 case Workload.Large:
                     return plan.Kind == OpKind.Read
@@ -443,8 +457,8 @@ public static class Runner
                             (op, token) => ReadStringAsync(client, op.Key, token), ct),
                         OpKind.Write => InvokeAsync(clientId, new Invocation(OpKind.Write, ClaimKey(plan.Slot), NewValue(), null), async (op, token) =>
                         {
-                            await client.PutAsync(Bucket, op.Key, Encoding.UTF8.GetBytes(op.Input!), null, token).ConfigureAwait(false);
-                            return null;
+                            PutResult put = await client.PutAsync(Bucket, op.Key, Encoding.UTF8.GetBytes(op.Input!), null, token).ConfigureAwait(false);
+                            return new Outcome(null, RecordedVersion(put.Version));
                         }, ct),
                         _ => CompareAndSetAsync(client, clientId, ClaimKey(plan.Slot), ct),
                     };
@@ -480,37 +494,39 @@ public static class Runner
                     throw new NotAppliedException("the read of the compare-and-set failed", e);
                 }
                 if (!string.Equals(current, op.Expected, StringComparison.Ordinal))
-                    return Operation.CasFail;
+                    return new Outcome(Operation.CasFail, null);
                 var conditional = op.Expected is null ? new PutOptions { IfAbsent = true } : new PutOptions { IfVersion = version };
-                await client.PutAsync(Bucket, op.Key, Encoding.UTF8.GetBytes(op.Input!), conditional, token).ConfigureAwait(false);
-                return Operation.CasOk;
+                PutResult put = await client.PutAsync(Bucket, op.Key, Encoding.UTF8.GetBytes(op.Input!), conditional, token).ConfigureAwait(false);
+                return new Outcome(Operation.CasOk, RecordedVersion(put.Version));
             }, ct);
         }
 
-        private static async Task<string?> ReadStringAsync(ChainClient client, string key, CancellationToken ct)
+        /// <summary>A read: the value and its version, both from one Get response.</summary>
+        private static async Task<Outcome> ReadStringAsync(ChainClient client, string key, CancellationToken ct)
         {
             try
             {
-                byte[] bytes = await client.GetBytesAsync(Bucket, key, ct).ConfigureAwait(false);
-                return Encoding.UTF8.GetString(bytes);
+                using var buffer = new MemoryStream();
+                ObjectInfo info = await client.GetAsync(Bucket, key, buffer, null, ct).ConfigureAwait(false);
+                return new Outcome(Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length), RecordedVersion(info.Version));
             }
             catch (ObjectNotFoundException)
             {
-                return null;
+                return Outcome.None;
             }
         }
 
-        private static async Task<string?> ReadDigestAsync(ChainClient client, string key, CancellationToken ct)
+        private static async Task<Outcome> ReadDigestAsync(ChainClient client, string key, CancellationToken ct)
         {
             try
             {
                 await using var sink = new DigestStream();
-                await client.GetAsync(Bucket, key, sink, null, ct).ConfigureAwait(false);
-                return sink.DigestHex();
+                ObjectInfo info = await client.GetAsync(Bucket, key, sink, null, ct).ConfigureAwait(false);
+                return new Outcome(sink.DigestHex(), RecordedVersion(info.Version));
             }
             catch (ObjectNotFoundException)
             {
-                return null;
+                return Outcome.None;
             }
         }
 
@@ -521,8 +537,8 @@ public static class Runner
             string digest = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(content));
             return InvokeAsync(clientId, new Invocation(OpKind.Write, key, digest, null), async (op, token) =>
             {
-                await client.PutAsync(Bucket, op.Key, content, null, token).ConfigureAwait(false);
-                return null;
+                PutResult put = await client.PutAsync(Bucket, op.Key, content, null, token).ConfigureAwait(false);
+                return new Outcome(null, RecordedVersion(put.Version));
             }, ct);
         }
 
@@ -531,7 +547,7 @@ public static class Runner
         /// ended. Returns its status.
         /// </summary>
         private async Task<OpStatus> InvokeAsync(int clientId, Invocation invocation,
-            Func<Invocation, CancellationToken, Task<string?>> action, CancellationToken ct)
+            Func<Invocation, CancellationToken, Task<Outcome>> action, CancellationToken ct)
         {
             (OpKind kind, string key, string? input, string? expected) = invocation;
             int id = Interlocked.Increment(ref _nextOpId) - 1;
@@ -540,9 +556,10 @@ public static class Runner
             long call = Now;
             OpStatus status;
             string? output = null;
+            long? version = null;
             try
             {
-                output = await action(invocation, bound.Token).ConfigureAwait(false);
+                (output, version) = await action(invocation, bound.Token).ConfigureAwait(false);
                 status = OpStatus.Ok;
             }
             catch (IntegrityException e) when (kind == OpKind.Read)
@@ -558,7 +575,7 @@ public static class Runner
                 CountError(e);
             }
             long ret = Now;
-            Record(new Operation(id, key, clientId, kind, input, expected, output, call, ret, status));
+            Record(new Operation(id, key, clientId, kind, input, expected, output, call, ret, status, version));
             if (status == OpStatus.Ok)
             {
                 // The newest value known on the key: what the next compare-and-set expects.
@@ -651,7 +668,7 @@ public static class Runner
                     var elements = new List<string>();
                     await foreach (ObjectInfo info in client.ListAsync(Bucket, "set/", null, token).ConfigureAwait(false))
                         elements.Add(info.Key["set/".Length..]);
-                    return HistoryChecks.EncodeSet(elements);
+                    return new Outcome(HistoryChecks.EncodeSet(elements), null);
                 }, ct).ConfigureAwait(false);
                 if (status == OpStatus.Ok)
                 {

@@ -127,6 +127,59 @@ public sealed class RunnerIntegrationTests : IDisposable
         Assert.All(result.History.Where(o => o.Kind == OpKind.Read && o.Status == OpStatus.Ok && o.Output is not null),
             o => Assert.Contains(o.Output, written));
         Assert.Contains(result.History, o => o.Kind == OpKind.Read && o.Status == OpStatus.Ok && o.Output is not null);
+        // Large writes and reads record the store's version as well.
+        Assert.All(result.History.Where(o => o.Status == OpStatus.Ok && (o.Kind == OpKind.Write || o.Output is not null)),
+            o => Assert.True(o.Version > 0, $"op {o.Id} ({o.Kind}) has no version"));
+    }
+
+    [Fact]
+    public async Task A_register_run_records_the_stores_versions()
+    {
+        var spec = new RunSpec
+        {
+            Seed = 15,
+            Workload = Workload.Register,
+            Clients = 3,
+            Keys = 2,
+            KeyWeights = new[] { 1, 1 },
+            OpsPerKey = 25,
+            Ops = 400,
+            TimeLimit = TimeSpan.FromSeconds(4),
+            Mix = new OpMix(2, 2, 1),
+            Faults = Array.Empty<ScheduledFault>(),
+        };
+
+        RunResult result = await Runner.RunAsync(spec, Options);
+        Report(result);
+
+        Assert.Null(result.Error);
+        Assert.Equal(Verdict.Valid, result.Verdict);
+        var ok = result.History.Where(o => o.Status == OpStatus.Ok).ToList();
+        var acked = ok.Where(o => o.Kind == OpKind.Write || (o.Kind == OpKind.Cas && o.Output == Operation.CasOk)).ToList();
+        var reads = ok.Where(o => o.Kind == OpKind.Read && o.Output is not null).ToList();
+        Assert.True(acked.Count > 20, $"only {acked.Count} writes were acknowledged");
+        Assert.True(reads.Count > 20, $"only {reads.Count} reads saw a value");
+        Assert.Contains(acked, o => o.Kind == OpKind.Cas);
+        // Every acknowledged write and successful CAS carries the version it was acknowledged with; versions of one key differ.
+        Assert.All(acked, o => Assert.True(o.Version > 0, $"op {o.Id} ({o.Kind} {o.Input}) has no version"));
+        Assert.All(acked.GroupBy(o => o.Key), key => Assert.Equal(key.Count(), key.Select(o => o.Version).Distinct().Count()));
+        // Every read that saw a value carries that value's version, which is the one its write was acknowledged with.
+        var versionOf = acked.ToDictionary(o => (o.Key, o.Input!), o => o.Version);
+        int matched = 0;
+        foreach (Operation read in reads)
+        {
+            Assert.True(read.Version > 0, $"read {read.Id} of {read.Output} has no version");
+            if (versionOf.TryGetValue((read.Key, read.Output!), out long? written))
+            {
+                Assert.Equal(written, read.Version);
+                matched++;
+            }
+        }
+        Assert.True(matched > 10, $"only {matched} reads saw an acknowledged write");
+        // Absent values and CAS that did not apply have no version; the history file keeps the versions.
+        Assert.All(ok.Where(o => (o.Kind == OpKind.Read && o.Output is null) || (o.Kind == OpKind.Cas && o.Output == Operation.CasFail)),
+            o => Assert.Null(o.Version));
+        Assert.Equal(result.History.Select(o => o.Version), History.Load(result.HistoryPath).Select(o => o.Version));
     }
 
     private void Report(RunResult result)
