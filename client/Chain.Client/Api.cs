@@ -101,3 +101,32 @@ public sealed class ChainUnavailableException : ChainException
 {
     public ChainUnavailableException(string message, Exception? inner = null) : base(message, inner) { }
 }
+
+/// <summary>Options of <see cref="ChainClient.ListPageAsync"/>, after S3's ListObjectsV2.</summary>
+public sealed record ListRequestOptions
+{
+    /// <summary>Only keys that start with this (empty: all keys).</summary>
+    public string Prefix { get; init; } = "";
+
+    /// <summary>
+    /// Keys that contain this after <see cref="Prefix"/> roll up into one common prefix each (the prefix plus the part of
+    /// the key up to and including the delimiter's first occurrence); null or empty: no roll-up.
+    /// </summary>
+    public string? Delimiter { get; init; }
+
+    /// <summary>Only entries that sort after this key; ignored when <see cref="ContinuationToken"/> is set.</summary>
+    public string? StartAfter { get; init; }
+
+    /// <summary>The <see cref="ListPage.NextContinuationToken"/> of the previous page, with the same prefix and delimiter.</summary>
+    public string? ContinuationToken { get; init; }
+
+    /// <summary>At most this many entries (objects plus common prefixes) per page, 1 to 1000.</summary>
+    public int MaxKeys { get; init; } = 1000;
+}
+
+/// <summary>One page of a listing: objects and common prefixes, each in key order (unsigned bytes of the UTF-8 key).</summary>
+public sealed record ListPage(
+    IReadOnlyList<ObjectInfo> Objects,
+    IReadOnlyList<string> CommonPrefixes,
+    bool IsTruncated,
+    string? NextContinuationToken);

@@ -1,3 +1,4 @@
+using System.Buffers.Text;
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
@@ -132,6 +133,75 @@ public sealed class ChainClient : IAsyncDisposable, IDisposable
         var prefixBytes = EncodeListBound(prefix ?? "", "prefix");
         var startAfterBytes = EncodeListBound(startAfter ?? "", "start-after key");
         return ListCoreAsync(bucket, prefixBytes, startAfterBytes, cancellationToken);
+    }
+
+    /// <summary>
+    /// One page of a bucket's listing, like S3's ListObjectsV2: up to <see cref="ListRequestOptions.MaxKeys"/> entries in
+    /// key order, where keys that contain the delimiter after the prefix roll up into common prefixes (one entry each).
+    /// Pass <see cref="ListPage.NextContinuationToken"/> back to get the next page.
+    /// </summary>
+    public async Task<ListPage> ListPageAsync(string bucket, ListRequestOptions options, CancellationToken cancellationToken = default)
+    {
+        CheckNotDisposed();
+        CheckBucketName(bucket);
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.MaxKeys is < 1 or > Limits.ListLimitMax)
+            throw new ChainArgumentException($"max keys must be between 1 and {Limits.ListLimitMax}, not {options.MaxKeys}");
+        var prefix = EncodeListBound(options.Prefix ?? "", "prefix");
+        var delimiter = ReadOnlyMemory<byte>.Empty;
+        if (!string.IsNullOrEmpty(options.Delimiter))
+        {
+            var bytes = EncodeKey(options.Delimiter, "delimiter");
+            if (bytes.Length > Limits.KeyBytesMax)
+                throw new ChainArgumentException($"delimiter is longer than {Limits.KeyBytesMax} bytes");
+            delimiter = bytes;
+        }
+
+        ByteString after;
+        if (options.ContinuationToken is { } token)
+        {
+            after = DecodeContinuationToken(token, prefix);
+            // The previous page ended with a common prefix: none of the keys under it may come back.
+            if (CommonPrefixOf(after, prefix, delimiter.Span) is { } rolled)
+                after = PastCommonPrefix(rolled);
+        }
+        else
+        {
+            after = EncodeListBound(options.StartAfter ?? "", "start-after key");
+        }
+
+        int chains = await ListChainCountAsync(bucket, cancellationToken).ConfigureAwait(false);
+        var objects = new List<ObjectInfo>();
+        var commonPrefixes = new List<string>();
+        ByteString last = ByteString.Empty;
+        bool truncated = false;
+        bool restart = true;
+        while (restart && !truncated)
+        {
+            restart = false;
+            await foreach (var meta in ListMerger.MergeAsync(chains, after,
+                               (index, a, ct) => ChainPageAsync(bucket, (uint)index, chains, prefix, a, ct),
+                               cancellationToken).ConfigureAwait(false))
+            {
+                if (objects.Count + commonPrefixes.Count == options.MaxKeys)
+                {
+                    truncated = true;
+                    break;
+                }
+                if (CommonPrefixOf(meta.Key, prefix, delimiter.Span) is { } common)
+                {
+                    commonPrefixes.Add(common.ToStringUtf8());
+                    last = common;
+                    // Skip every key under the common prefix: restart all chains past it.
+                    after = PastCommonPrefix(common);
+                    restart = true;
+                    break;
+                }
+                objects.Add(ToObjectInfo(meta, bucket, null));
+                last = meta.Key;
+            }
+        }
+        return new ListPage(objects, commonPrefixes, truncated, truncated ? Base64Url.EncodeToString(last.Span) : null);
     }
 
     // ------------------------------------------------------------------ buckets and cluster
@@ -458,6 +528,18 @@ public sealed class ChainClient : IAsyncDisposable, IDisposable
 
     private async IAsyncEnumerable<ObjectInfo> ListCoreAsync(string bucket, ByteString prefix, ByteString startAfter, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
+        int chains = await ListChainCountAsync(bucket, cancellationToken).ConfigureAwait(false);
+
+        await foreach (var meta in ListMerger.MergeAsync(chains, startAfter,
+                           (index, after, ct) => ChainPageAsync(bucket, (uint)index, chains, prefix, after, ct),
+                           cancellationToken).ConfigureAwait(false))
+        {
+            yield return ToObjectInfo(meta, bucket, null);
+        }
+    }
+
+    private async Task<int> ListChainCountAsync(string bucket, CancellationToken cancellationToken)
+    {
         var snapshot = await _retry.RunAsync("list", async (state, ct) =>
         {
             var s = await _config.GetAsync(fresh: false, ct).ConfigureAwait(false);
@@ -466,18 +548,57 @@ public sealed class ChainClient : IAsyncDisposable, IDisposable
                 throw new ClusterNotReadyException($"the cluster has no chains yet (config version {s.Version})");
             return s;
         }, cancellationToken, bucket).ConfigureAwait(false);
-        int chains = snapshot.ChainCount;
+        return snapshot.ChainCount;
+    }
 
-        await foreach (var meta in ListMerger.MergeAsync(chains, startAfter,
-                           (index, after, ct) => ListPageAsync(bucket, (uint)index, chains, prefix, after, ct),
-                           cancellationToken).ConfigureAwait(false))
+    /// <summary>The common prefix <paramref name="key"/> rolls up into (prefix + up to and including the delimiter), or null.</summary>
+    private static ByteString? CommonPrefixOf(ByteString key, ByteString prefix, ReadOnlySpan<byte> delimiter)
+    {
+        if (delimiter.IsEmpty || key.Length < prefix.Length)
+            return null;
+        int at = key.Span[prefix.Length..].IndexOf(delimiter);
+        if (at < 0)
+            return null;
+        return ByteString.CopyFrom(key.Span[..(prefix.Length + at + delimiter.Length)]);
+    }
+
+    /// <summary>
+    /// The start-after bound that skips every key starting with <paramref name="commonPrefix"/> and nothing else: the
+    /// prefix followed by byte 0xFF, which never occurs in UTF-8, so it sorts after every key under the prefix and before
+    /// every greater key that does not start with it. A prefix as long as a key can be is a key under itself only.
+    /// </summary>
+    private static ByteString PastCommonPrefix(ByteString commonPrefix)
+    {
+        if (commonPrefix.Length >= Limits.KeyBytesMax)
+            return commonPrefix;
+        var bound = new byte[commonPrefix.Length + 1];
+        commonPrefix.Span.CopyTo(bound);
+        bound[^1] = 0xFF;
+        return UnsafeByteOperations.UnsafeWrap(bound);
+    }
+
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    /// <summary>A continuation token is the base64url of the last key or common prefix of the previous page.</summary>
+    private static ByteString DecodeContinuationToken(string token, ByteString prefix)
+    {
+        byte[] bytes;
+        try
         {
-            yield return ToObjectInfo(meta, bucket, null);
+            bytes = Base64Url.DecodeFromChars(token);
+            StrictUtf8.GetCharCount(bytes);
         }
+        catch (Exception ex) when (ex is FormatException or DecoderFallbackException)
+        {
+            throw new ChainArgumentException("malformed continuation token", ex);
+        }
+        if (bytes.Length == 0 || bytes.Length > Limits.KeyBytesMax || !bytes.AsSpan().StartsWith(prefix.Span))
+            throw new ChainArgumentException("malformed continuation token (not one of this listing)");
+        return UnsafeByteOperations.UnsafeWrap(bytes);
     }
 
     /// <summary>One page of one chain, from its tail; each page is an operation of its own (own deadline and retries).</summary>
-    private Task<ListPage> ListPageAsync(string bucket, uint chainId, int chains, ByteString prefix, ByteString startAfter, CancellationToken cancellationToken)
+    private Task<SourcePage> ChainPageAsync(string bucket, uint chainId, int chains, ByteString prefix, ByteString startAfter, CancellationToken cancellationToken)
     {
         return _retry.RunAsync("list", async (state, ct) =>
         {
@@ -496,7 +617,7 @@ public sealed class ChainClient : IAsyncDisposable, IDisposable
             };
             var response = await _transport.For(route.Address)
                 .UnaryAsync(StoreMethods.List, request, UnaryOptions(ct)).ConfigureAwait(false);
-            return new ListPage(response.Objects, response.Truncated);
+            return new SourcePage(response.Objects, response.Truncated);
         }, cancellationToken, bucket);
     }
 

@@ -13,7 +13,7 @@ public class ListMergerTests
     {
         public ConcurrentQueue<(int Source, string StartAfter)> Requests { get; } = new();
 
-        public Task<ListPage> FetchAsync(int source, ByteString startAfter, CancellationToken cancellationToken)
+        public Task<SourcePage> FetchAsync(int source, ByteString startAfter, CancellationToken cancellationToken)
         {
             Requests.Enqueue((source, startAfter.ToStringUtf8()));
             var keys = sources[source]
@@ -22,7 +22,7 @@ public class ListMergerTests
                 .Where(k => startAfter.IsEmpty || k.AsSpan().SequenceCompareTo(startAfter.Span) > 0)
                 .ToList();
             var page = keys.Take(pageSize).Select(k => TestData.Meta(Encoding.UTF8.GetString(k))).ToList();
-            return Task.FromResult(new ListPage(page, keys.Count > pageSize));
+            return Task.FromResult(new SourcePage(page, keys.Count > pageSize));
         }
     }
 
@@ -109,8 +109,8 @@ public class ListMergerTests
     [Fact]
     public async Task A_chain_that_lists_out_of_order_is_a_protocol_error()
     {
-        Task<ListPage> Fetch(int source, ByteString after, CancellationToken ct) =>
-            Task.FromResult(new ListPage(new[] { TestData.Meta("b"), TestData.Meta("a") }, false));
+        Task<SourcePage> Fetch(int source, ByteString after, CancellationToken ct) =>
+            Task.FromResult(new SourcePage(new[] { TestData.Meta("b"), TestData.Meta("a") }, false));
 
         await Assert.ThrowsAsync<ChainException>(() => Collect(ListMerger.MergeAsync(1, ByteString.Empty, Fetch)));
     }
@@ -118,8 +118,8 @@ public class ListMergerTests
     [Fact]
     public async Task A_truncated_empty_page_is_a_protocol_error_not_an_endless_loop()
     {
-        Task<ListPage> Fetch(int source, ByteString after, CancellationToken ct) =>
-            Task.FromResult(new ListPage(Array.Empty<ObjectMeta>(), true));
+        Task<SourcePage> Fetch(int source, ByteString after, CancellationToken ct) =>
+            Task.FromResult(new SourcePage(Array.Empty<ObjectMeta>(), true));
 
         await Assert.ThrowsAsync<ChainException>(() => Collect(ListMerger.MergeAsync(1, ByteString.Empty, Fetch)));
     }
@@ -128,10 +128,10 @@ public class ListMergerTests
     public async Task Stopping_early_abandons_the_prefetch_quietly()
     {
         var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        async Task<ListPage> Fetch(int source, ByteString after, CancellationToken ct)
+        async Task<SourcePage> Fetch(int source, ByteString after, CancellationToken ct)
         {
             if (after.IsEmpty)
-                return new ListPage(new[] { TestData.Meta("a") }, true);
+                return new SourcePage(new[] { TestData.Meta("a") }, true);
             started.TrySetResult();
             await Task.Delay(Timeout.Infinite, ct);
             throw new InvalidOperationException("unreachable");
@@ -151,10 +151,10 @@ public class ListMergerTests
     [Fact]
     public async Task Failure_of_a_page_fetch_surfaces_to_the_consumer()
     {
-        Task<ListPage> Fetch(int source, ByteString after, CancellationToken ct) =>
+        Task<SourcePage> Fetch(int source, ByteString after, CancellationToken ct) =>
             after.IsEmpty
-                ? Task.FromResult(new ListPage(new[] { TestData.Meta("a") }, true))
-                : Task.FromException<ListPage>(new ChainUnavailableException("down"));
+                ? Task.FromResult(new SourcePage(new[] { TestData.Meta("a") }, true))
+                : Task.FromException<SourcePage>(new ChainUnavailableException("down"));
 
         var keys = new List<string>();
         await Assert.ThrowsAsync<ChainUnavailableException>(async () =>

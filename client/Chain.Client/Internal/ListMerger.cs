@@ -5,10 +5,10 @@ using Google.Protobuf;
 namespace Chain.Client.Internal;
 
 /// <summary>One page of one chain's listing.</summary>
-internal readonly record struct ListPage(IReadOnlyList<ObjectMeta> Objects, bool Truncated);
+internal readonly record struct SourcePage(IReadOnlyList<ObjectMeta> Objects, bool Truncated);
 
 /// <summary>Fetches the page of <paramref name="source"/> that starts after <paramref name="startAfter"/> (empty: from the beginning).</summary>
-internal delegate Task<ListPage> PageFetcher(int source, ByteString startAfter, CancellationToken cancellationToken);
+internal delegate Task<SourcePage> PageFetcher(int source, ByteString startAfter, CancellationToken cancellationToken);
 
 /// <summary>Key order of the store: unsigned byte-wise comparison of the UTF-8 key bytes (not UTF-16 ordinal).</summary>
 internal static class KeyOrder
