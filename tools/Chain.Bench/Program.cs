@@ -5,6 +5,7 @@ using Chain.Client;
 using Chain.Harness;
 using Chain.Storage;
 using Chain.Storage.RocksDb;
+using Chain.Tools;
 using Spectre.Console;
 
 BenchOptions options;
@@ -24,27 +25,8 @@ if (options.Help)
     return 0;
 }
 
-if (Console.IsOutputRedirected)
-{
-    // Logs: no escape codes, and table rows on one line.
-    AnsiConsole.Console = AnsiConsole.Create(new AnsiConsoleSettings
-    {
-        Out = new AnsiConsoleOutput(Console.Out),
-        Ansi = AnsiSupport.No,
-        ColorSystem = ColorSystemSupport.NoColors,
-        Interactive = InteractionSupport.No,
-    });
-    AnsiConsole.Profile.Width = 160;
-}
-
-using var cancellation = new CancellationTokenSource();
-Console.CancelKeyPress += (_, e) =>
-{
-    if (cancellation.IsCancellationRequested)
-        return;
-    e.Cancel = true;
-    cancellation.Cancel();
-};
+BenchConsole.PlainWhenRedirected(width: 160);
+using CancellationTokenSource cancellation = BenchConsole.CancelOnCtrlC();
 CancellationToken ct = cancellation.Token;
 
 string root = Path.Combine(Path.GetTempPath(), "chain-bench-" + Guid.NewGuid().ToString("N")[..12]);

@@ -10,6 +10,7 @@ using Chain.Harness;
 using Chain.Protocol;
 using Chain.Protocol.V1;
 using Chain.Rpc;
+using Chain.Tools;
 using Spectre.Console;
 
 FailoverOptions options;
@@ -29,27 +30,8 @@ if (options.Help)
     return 0;
 }
 
-if (Console.IsOutputRedirected)
-{
-    // Logs: no escape codes, and table rows on one line.
-    AnsiConsole.Console = AnsiConsole.Create(new AnsiConsoleSettings
-    {
-        Out = new AnsiConsoleOutput(Console.Out),
-        Ansi = AnsiSupport.No,
-        ColorSystem = ColorSystemSupport.NoColors,
-        Interactive = InteractionSupport.No,
-    });
-    AnsiConsole.Profile.Width = 200;
-}
-
-using var cancellation = new CancellationTokenSource();
-Console.CancelKeyPress += (_, e) =>
-{
-    if (cancellation.IsCancellationRequested)
-        return;
-    e.Cancel = true;
-    cancellation.Cancel();
-};
+BenchConsole.PlainWhenRedirected(width: 200);
+using CancellationTokenSource cancellation = BenchConsole.CancelOnCtrlC();
 CancellationToken ct = cancellation.Token;
 
 const int Replicas = FailoverOptions.Replicas;
