@@ -19,6 +19,16 @@ public sealed record ChainClientOptions
     /// harness uses it to show that a node answering uncommitted reads is caught.
     /// </summary>
     public ReadTarget ReadFrom { get; init; } = ReadTarget.Tail;
+    /// <summary>
+    /// Objects up to this size are stored inline on their key's chain (one update); larger ones are cut into chunks of
+    /// this size, each stored on the chain its SHA-256 picks, then committed with a manifest. Default 4 MiB
+    /// (allowed: 256 KiB to 8 MiB).
+    /// </summary>
+    public int ChunkBytes { get; init; } = Chain.Protocol.Limits.ChunkBytes;
+    /// <summary>Chunk uploads of one large put in flight at once (memory: about this many chunks).</summary>
+    public int UploadParallelism { get; init; } = 4;
+    /// <summary>Chunks of one large get fetched ahead at once.</summary>
+    public int DownloadParallelism { get; init; } = 4;
 }
 
 public sealed record ObjectInfo(string Bucket, string Key, long Size, string Sha256Hex, ulong Version, DateTimeOffset Created, string ContentType);

@@ -18,7 +18,7 @@ namespace Chain.Client;
 /// says it is stale, and retries transient failures within <see cref="ChainClientOptions.OperationTimeout"/> and
 /// <see cref="ChainClientOptions.MaxAttempts"/>.
 /// </summary>
-public sealed class ChainClient : IAsyncDisposable, IDisposable
+public sealed partial class ChainClient : IAsyncDisposable, IDisposable
 {
     /// <summary>Streams get at least this throughput's worth of time: max(OperationTimeout, size / rate).</summary>
     internal const double StreamBytesPerSecond = 10_000_000;
@@ -43,6 +43,12 @@ public sealed class ChainClient : IAsyncDisposable, IDisposable
             throw new ArgumentException($"the master address '{options.Master}' must be an absolute URI", nameof(options));
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(options.OperationTimeout, TimeSpan.Zero, nameof(options.OperationTimeout));
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(options.AttemptTimeout, TimeSpan.Zero, nameof(options.AttemptTimeout));
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.ChunkBytes, Limits.ChunkBytesMin, nameof(options.ChunkBytes));
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(options.ChunkBytes, Limits.ChunkBytesMax, nameof(options.ChunkBytes));
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.UploadParallelism, 1, nameof(options.UploadParallelism));
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(options.UploadParallelism, 64, nameof(options.UploadParallelism));
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.DownloadParallelism, 1, nameof(options.DownloadParallelism));
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(options.DownloadParallelism, 64, nameof(options.DownloadParallelism));
         _options = options;
         _transport = transport;
         _config = new ConfigCache(FetchConfigAsync, _shutdown.Token);
@@ -55,13 +61,13 @@ public sealed class ChainClient : IAsyncDisposable, IDisposable
     {
         ArgumentNullException.ThrowIfNull(content);
         var keyBytes = CheckObjectArgs(bucket, key);
-        return PutCoreAsync(bucket, key, keyBytes, ChunkSource.For(content), options ?? DefaultPutOptions, cancellationToken);
+        return PutCoreAsync(bucket, key, keyBytes, ChunkSource.For(content, _options.ChunkBytes), options ?? DefaultPutOptions, cancellationToken);
     }
 
     public Task<PutResult> PutAsync(string bucket, string key, ReadOnlyMemory<byte> content, PutOptions? options = null, CancellationToken cancellationToken = default)
     {
         var keyBytes = CheckObjectArgs(bucket, key);
-        return PutCoreAsync(bucket, key, keyBytes, ChunkSource.For(content), options ?? DefaultPutOptions, cancellationToken);
+        return PutCoreAsync(bucket, key, keyBytes, ChunkSource.For(content, _options.ChunkBytes), options ?? DefaultPutOptions, cancellationToken);
     }
 
     public Task<ObjectInfo> GetAsync(string bucket, string key, Stream destination, IProgress<long>? progress = null, CancellationToken cancellationToken = default)
@@ -70,7 +76,26 @@ public sealed class ChainClient : IAsyncDisposable, IDisposable
         if (!destination.CanWrite)
             throw new ArgumentException("the destination stream is not writable", nameof(destination));
         var keyBytes = CheckObjectArgs(bucket, key);
-        return GetCoreAsync(bucket, key, keyBytes, destination, progress, cancellationToken);
+        return GetCoreAsync(bucket, key, keyBytes, destination, 0, null, progress, cancellationToken);
+    }
+
+    /// <summary>
+    /// Writes bytes [<paramref name="offset"/>, offset + <paramref name="length"/>) of the object (to its end when
+    /// length is null; clipped at the end) to the destination. Every chunk the range touches is verified; the whole
+    /// object's SHA-256 only when the range is the whole object. An offset past the end fails with
+    /// <see cref="ChainArgumentException"/>.
+    /// </summary>
+    public Task<ObjectInfo> GetRangeAsync(string bucket, string key, Stream destination, long offset, long? length, IProgress<long>? progress = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        if (length is < 0)
+            throw new ArgumentOutOfRangeException(nameof(length), "length must not be negative");
+        if (!destination.CanWrite)
+            throw new ArgumentException("the destination stream is not writable", nameof(destination));
+        var keyBytes = CheckObjectArgs(bucket, key);
+        return GetCoreAsync(bucket, key, keyBytes, destination, offset, length, progress, cancellationToken);
     }
 
     public async Task<byte[]> GetBytesAsync(string bucket, string key, CancellationToken cancellationToken = default)
@@ -292,10 +317,50 @@ public sealed class ChainClient : IAsyncDisposable, IDisposable
         if (options.IfVersion == 0)
             throw new ArgumentOutOfRangeException(nameof(options), "PutOptions.IfVersion: versions start at 1");
         var requestId = NewRequestId(); // once per logical put, reused on every retry: the head deduplicates by it
+        // Up to one chunk: inline, one update on the key's chain. Larger: chunks on their own chains, then a manifest.
+        if (source.Length is { } known)
+        {
+            return known > source.ChunkBytes
+                ? await PutDistributedAsync(bucket, key, keyBytes, source, options, requestId, cancellationToken).ConfigureAwait(false)
+                : await PutInlineAsync(bucket, key, keyBytes, source, options, requestId, cancellationToken).ConfigureAwait(false);
+        }
+        var first = await source.ReadChunkAsync(cancellationToken).ConfigureAwait(false);
+        var second = first.Length < source.ChunkBytes ? ReadOnlyMemory<byte>.Empty : await source.ReadChunkAsync(cancellationToken).ConfigureAwait(false);
+        if (second.IsEmpty)
+            return await PutInlineAsync(bucket, key, keyBytes, ChunkSource.For(first), options, requestId, cancellationToken).ConfigureAwait(false);
+        return await PutDistributedAsync(bucket, key, keyBytes, new PrefixedChunkSource(new[] { first, second }, source), options, requestId, cancellationToken)
+            .ConfigureAwait(false);
+    }
+
+    private PutHeader PutHeaderFor(Route route, string bucket, ByteString keyString, ByteString requestId, long? size, PutOptions options)
+    {
+        var header = new PutHeader
+        {
+            Routing = Routing(route),
+            Bucket = bucket,
+            Key = keyString,
+            RequestId = requestId,
+            DeclaredSize = (ulong)(size ?? 0),
+            ContentType = options.ContentType ?? "",
+            IfAbsent = options.IfAbsent,
+        };
+        if (options.IfVersion is { } ifVersion)
+            header.IfVersion = ifVersion;
+        if (options.UserMetadata is { } metadata)
+        {
+            foreach (var (name, value) in metadata)
+                header.UserMetadata[name] = value;
+        }
+        return header;
+    }
+
+    private async Task<PutResult> PutInlineAsync(string bucket, string key, byte[] keyBytes, ChunkSource source, PutOptions options, ByteString requestId,
+        CancellationToken cancellationToken)
+    {
+        source.ChunkBytes = Limits.StreamFrameBytes;
         var keyString = UnsafeByteOperations.UnsafeWrap(keyBytes);
         long? size = source.Length;
         var budget = size is { } known ? StreamBudget(known) : _options.OperationTimeout;
-        var metadata = options.UserMetadata;
         var progress = options.Progress;
 
         return await _retry.RunAsync("put", async (state, ct) =>
@@ -310,23 +375,7 @@ public sealed class ChainClient : IAsyncDisposable, IDisposable
                 progress?.Report(0);
 
             var route = await RouteAsync(state, bucket, keyBytes, write: true, ct).ConfigureAwait(false);
-            var header = new PutHeader
-            {
-                Routing = Routing(route),
-                Bucket = bucket,
-                Key = keyString,
-                RequestId = requestId,
-                DeclaredSize = (ulong)(size ?? 0),
-                ContentType = options.ContentType ?? "",
-                IfAbsent = options.IfAbsent,
-            };
-            if (options.IfVersion is { } ifVersion)
-                header.IfVersion = ifVersion;
-            if (metadata is not null)
-            {
-                foreach (var (name, value) in metadata)
-                    header.UserMetadata[name] = value;
-            }
+            var header = PutHeaderFor(route, bucket, keyString, requestId, size, options);
 
             var callOptions = new CallOptions
             {
@@ -447,13 +496,15 @@ public sealed class ChainClient : IAsyncDisposable, IDisposable
 
     // ------------------------------------------------------------------ get
 
-    private async Task<ObjectInfo> GetCoreAsync(string bucket, string key, byte[] keyBytes, Stream destination, IProgress<long>? progress, CancellationToken cancellationToken)
+    private async Task<ObjectInfo> GetCoreAsync(string bucket, string key, byte[] keyBytes, Stream destination, long offset, long? length,
+        IProgress<long>? progress, CancellationToken cancellationToken)
     {
         var keyString = UnsafeByteOperations.UnsafeWrap(keyBytes);
         long start = destination.CanSeek ? destination.Position : 0;
         long written = 0; // bytes written to the destination by the latest attempt
+        bool ranged = offset > 0 || length is not null;
 
-        return await _retry.RunAsync("get", async (state, ct) =>
+        var meta = await _retry.RunAsync("get", async (state, ct) =>
         {
             if (written > 0)
             {
@@ -477,7 +528,7 @@ public sealed class ChainClient : IAsyncDisposable, IDisposable
             }
 
             var route = await RouteAsync(state, bucket, keyBytes, write: false, ct).ConfigureAwait(false);
-            var request = new GetRequest { Routing = Routing(route), Bucket = bucket, Key = keyString };
+            var request = new GetRequest { Routing = Routing(route), Bucket = bucket, Key = keyString, Offset = (ulong)offset, Length = (ulong)(length ?? 0) };
             // No per-attempt timeout: the size (and so the time needed) is known only from the first message. The
             // overall deadline's token bounds the attempt and grows once the size is known.
             var callOptions = new CallOptions { CancellationToken = ct };
@@ -494,13 +545,17 @@ public sealed class ChainClient : IAsyncDisposable, IDisposable
                         if (meta is not null)
                             throw new ChainException($"protocol error: node '{route.NodeId}' sent the metadata of '{bucket}/{key}' twice");
                         meta = message.Meta;
+                        if (offset > (long)meta.Size)
+                            throw new ChainArgumentException($"'{bucket}/{key}': offset {offset} is past the end of the {meta.Size}-byte object");
                         state.Deadline.ExtendTo(StreamBudget((long)Math.Min(meta.Size, long.MaxValue)));
+                        if (meta.Distributed || (ranged && length == 0))
+                            return meta; // a distributed object's chunks are fetched from their own chains below
                         break;
                     case GetResponse.PartOneofCase.Data:
                         if (meta is null)
                             throw new ChainException($"protocol error: node '{route.NodeId}' sent data of '{bucket}/{key}' before its metadata");
                         var data = message.Data;
-                        if ((ulong)(written + data.Length) > meta.Size)
+                        if (written + data.Length > RangeEnd(meta, offset, length) - offset)
                             throw new IntegrityException($"'{bucket}/{key}': the node sent more than the {meta.Size} bytes the object has");
                         hash.AppendData(data.Span);
                         await destination.WriteAsync(data.Memory, ct).ConfigureAwait(false);
@@ -512,16 +567,32 @@ public sealed class ChainClient : IAsyncDisposable, IDisposable
 
             if (meta is null)
                 throw new ChainException($"protocol error: node '{route.NodeId}' ended the get of '{bucket}/{key}' without metadata");
-            if ((ulong)written != meta.Size)
-                throw new IntegrityException($"'{bucket}/{key}': received {written} bytes, but the object has {meta.Size}");
-            var digest = hash.GetHashAndReset();
-            if (!digest.AsSpan().SequenceEqual(meta.Sha256.Span))
+            long expected = RangeEnd(meta, offset, length) - offset;
+            if (written != expected)
+                throw new IntegrityException($"'{bucket}/{key}': received {written} bytes, but expected {expected}");
+            if (!ranged)
             {
-                throw new IntegrityException(
-                    $"'{bucket}/{key}': SHA-256 of the received data is {Convert.ToHexStringLower(digest)}, but the object's is {Convert.ToHexStringLower(meta.Sha256.Span)}");
+                var digest = hash.GetHashAndReset();
+                if (!digest.AsSpan().SequenceEqual(meta.Sha256.Span))
+                {
+                    throw new IntegrityException(
+                        $"'{bucket}/{key}': SHA-256 of the received data is {Convert.ToHexStringLower(digest)}, but the object's is {Convert.ToHexStringLower(meta.Sha256.Span)}");
+                }
             }
-            return ToObjectInfo(meta, bucket, key);
+            return meta;
         }, cancellationToken, bucket, key).ConfigureAwait(false);
+        if (meta.Distributed)
+        {
+            // Budget for the chunk phase: each chunk fetch has its own retries; this bounds the whole.
+            await ReadDistributedAsync(bucket, key, meta, destination, offset, RangeEnd(meta, offset, length), progress, cancellationToken).ConfigureAwait(false);
+        }
+        return ToObjectInfo(meta, bucket, key);
+    }
+
+    private static long RangeEnd(ObjectMeta meta, long offset, long? length)
+    {
+        long size = (long)meta.Size;
+        return length is { } n ? Math.Min(size, offset + n) : size;
     }
 
     // ------------------------------------------------------------------ list

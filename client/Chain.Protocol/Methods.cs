@@ -22,6 +22,12 @@ public static class StoreMethods
 
     public static readonly Method<ListRequest, ListResponse> List =
         new(MethodType.Unary, Service, "List", ListRequest.Parser, ListResponse.Parser);
+
+    public static readonly Method<PutChunkRequest, PutChunkResponse> PutChunk =
+        new(MethodType.Unary, Service, "PutChunk", PutChunkRequest.Parser, PutChunkResponse.Parser);
+
+    public static readonly Method<GetChunkRequest, GetChunkResponse> GetChunk =
+        new(MethodType.Unary, Service, "GetChunk", GetChunkRequest.Parser, GetChunkResponse.Parser);
 }
 
 public static class ReplicationMethods
@@ -76,6 +82,10 @@ public static class ErrorKinds
     public const string InvalidBucket = "invalid-bucket";
     /// <summary>A conditional write's condition (if-version / if-absent) did not hold; nothing was written.</summary>
     public const string PreconditionFailed = "precondition-failed";
+    /// <summary>A manifest names a chunk its chain does not hold (or holds only with an old timestamp): upload it again.</summary>
+    public const string MissingChunk = "missing-chunk";
+    /// <summary>This replica's copy failed verification (it is being repaired): read from another replica.</summary>
+    public const string CorruptReplica = "corrupt-replica";
 }
 
 public static class AdminMethods
@@ -84,4 +94,22 @@ public static class AdminMethods
 
     public static readonly Method<ReplicaStateRequest, ReplicaStateResponse> ReplicaState =
         new(MethodType.Unary, Service, "ReplicaState", ReplicaStateRequest.Parser, ReplicaStateResponse.Parser);
+
+    public static readonly Method<ChunkRefsRequest, ChunkRefsResponse> ChunkRefs =
+        new(MethodType.Unary, Service, "ChunkRefs", ChunkRefsRequest.Parser, ChunkRefsResponse.Parser);
+
+    public static readonly Method<ListChunksRequest, ListChunksResponse> ListChunks =
+        new(MethodType.Unary, Service, "ListChunks", ListChunksRequest.Parser, ListChunksResponse.Parser);
+
+    public static readonly Method<SweepChunksRequest, SweepChunksResponse> SweepChunks =
+        new(MethodType.Unary, Service, "SweepChunks", SweepChunksRequest.Parser, SweepChunksResponse.Parser);
+
+    public static readonly Method<HasChunksRequest, HasChunksResponse> HasChunks =
+        new(MethodType.Unary, Service, "HasChunks", HasChunksRequest.Parser, HasChunksResponse.Parser);
+
+    public static readonly Method<ScrubRequest, ScrubResponse> Scrub =
+        new(MethodType.Unary, Service, "Scrub", ScrubRequest.Parser, ScrubResponse.Parser);
+
+    public static readonly Method<HealthRequest, HealthResponse> Health =
+        new(MethodType.Unary, Service, "Health", HealthRequest.Parser, HealthResponse.Parser);
 }

@@ -24,4 +24,17 @@ public static class Placement
         ulong h = BinaryPrimitives.ReadUInt64BigEndian(digest);
         return (uint)(h % (ulong)chainCount);
     }
+
+    /// <summary>
+    /// The chain a distributed chunk lives on: its SHA-256 (already uniform), first 8 bytes big-endian, modulo the
+    /// number of chains. Identical chunks of any objects land on the same chain and are stored once.
+    /// </summary>
+    public static uint ChainForChunk(ReadOnlySpan<byte> sha256, int chainCount)
+    {
+        if (chainCount <= 0)
+            throw new ArgumentOutOfRangeException(nameof(chainCount), "no chains");
+        if (sha256.Length != 32)
+            throw new ArgumentException("a chunk id is a 32-byte SHA-256", nameof(sha256));
+        return (uint)(BinaryPrimitives.ReadUInt64BigEndian(sha256) % (ulong)chainCount);
+    }
 }

@@ -27,7 +27,8 @@ internal sealed class PendingUpdate
     public Update Update { get; }
     public ulong Seq => Update.Seq;
     public bool CountsAgainstInFlight { get; }
-    public bool IsChunk => Update.OpCase == Update.OpOneofCase.Chunk || Update.Object?.LastChunk is not null;
+    /// <summary>Chunk bytes this update holds of the head's in-flight budgets (released when acknowledged).</summary>
+    public long BudgetBytes { get; set; }
     public int DataBytes => Update.OpCase switch
     {
         Update.OpOneofCase.Chunk => Update.Chunk.Data.Length,
@@ -71,7 +72,9 @@ internal sealed class ChainReplica : IAsyncDisposable
     // Durable, forwarded or not, not yet acknowledged by the rest of the chain; ascending sequence numbers.
     private readonly LinkedList<PendingUpdate> _sent = new();
     private readonly SemaphoreSlim _inFlightUpdates = new(Limits.InFlightUpdatesMax, Limits.InFlightUpdatesMax);
-    private readonly SemaphoreSlim _inFlightChunks = new((int)(Limits.InFlightBytesMax / Limits.ChunkBytes), (int)(Limits.InFlightBytesMax / Limits.ChunkBytes));
+    // Chunk bytes in flight from this head: per chain, and over all chains of the node (shared).
+    private readonly ByteBudget _inFlightBytes;
+    private readonly ByteBudget? _nodeInFlightBytes;
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _applyLoop;
     private ChainRole _role;
@@ -113,9 +116,14 @@ internal sealed class ChainReplica : IAsyncDisposable
     // The sync point (SyncDone) last sent to the current syncing successor; null before any.
     private ulong? _successorSyncPoint;
     private readonly object _forwarderLock = new();
+    // Syncing: the chunk records this node held when the bulk copy began; chunks among them that the copy does not
+    // bring a record for are dropped at its end.
+    private List<byte[]> _chunksBeforeSync = new();
 
-    public ChainReplica(NodeStore store, NodeOptions options, ChainRole role, Func<Uri, IRpcInvoker> channels, ILogger log)
+    public ChainReplica(NodeStore store, NodeOptions options, ChainRole role, Func<Uri, IRpcInvoker> channels, ILogger log, ByteBudget? nodeInFlightBytes = null)
     {
+        _inFlightBytes = new ByteBudget(Limits.InFlightBytesMax, options.SignalContinuations);
+        _nodeInFlightBytes = nodeInFlightBytes;
         _store = store;
         _options = options;
         _role = role;
@@ -186,24 +194,25 @@ internal sealed class ChainReplica : IAsyncDisposable
     /// forwarding. Waits while too much is in flight (backpressure). The returned update's
     /// <see cref="PendingUpdate.Acked"/> completes when the whole chain has it.
     /// </summary>
-    public async Task<PendingUpdate> ProposeAsync(ulong expectedEpoch, Func<ulong, ulong, Update> build, bool isChunk, CancellationToken cancellationToken,
+    public async Task<PendingUpdate> ProposeAsync(ulong expectedEpoch, Func<ulong, ulong, Update> build, long dataBytes, CancellationToken cancellationToken,
         WriteCondition? condition = null)
     {
         await _inFlightUpdates.WaitAsync(cancellationToken);
-        if (isChunk)
-        {
-            try
-            {
-                await _inFlightChunks.WaitAsync(cancellationToken);
-            }
-            catch
-            {
-                _inFlightUpdates.Release();
-                throw;
-            }
-        }
+        long budget = 0;
+        bool chainTaken = false, nodeTaken = false;
         try
         {
+            if (dataBytes > 0)
+            {
+                budget = _inFlightBytes.Clamp(dataBytes);
+                await _inFlightBytes.AcquireAsync(budget, cancellationToken);
+                chainTaken = true;
+                if (_nodeInFlightBytes is not null)
+                {
+                    await _nodeInFlightBytes.AcquireAsync(budget, cancellationToken);
+                    nodeTaken = true;
+                }
+            }
             lock (_gate)
             {
                 ChainRole role = _role;
@@ -215,7 +224,7 @@ internal sealed class ChainReplica : IAsyncDisposable
                     CheckConditionLocked(condition);
                 ulong seq = _lastEnqueuedSeq + 1;
                 Update update = build(seq, role.Epoch);
-                var pending = new PendingUpdate(update, countsAgainstInFlight: true, _options.SignalContinuations);
+                var pending = new PendingUpdate(update, countsAgainstInFlight: true, _options.SignalContinuations) { BudgetBytes = budget };
                 if (!_applyQueue.Writer.TryWrite(pending))
                     throw NodeErrors.NotReady($"chain {role.ChainId} is shutting down or its queue is full");
                 _lastEnqueuedSeq = seq;
@@ -227,8 +236,10 @@ internal sealed class ChainReplica : IAsyncDisposable
         catch
         {
             _inFlightUpdates.Release();
-            if (isChunk)
-                _inFlightChunks.Release();
+            if (chainTaken)
+                _inFlightBytes.Release(budget);
+            if (nodeTaken)
+                _nodeInFlightBytes!.Release(budget);
             throw;
         }
     }
@@ -494,8 +505,11 @@ internal sealed class ChainReplica : IAsyncDisposable
                 if (p.CountsAgainstInFlight)
                 {
                     _inFlightUpdates.Release();
-                    if (p.IsChunk)
-                        _inFlightChunks.Release();
+                    if (p.BudgetBytes > 0)
+                    {
+                        _inFlightBytes.Release(p.BudgetBytes);
+                        _nodeInFlightBytes?.Release(p.BudgetBytes);
+                    }
                 }
                 if (RequestKey(p.Update) is { } key)
                     _pendingByRequest.TryRemove(new KeyValuePair<string, PendingUpdate>(key, p));
@@ -723,32 +737,38 @@ internal sealed class ChainReplica : IAsyncDisposable
         ulong applied = appliedBytes is null ? 0 : System.Buffers.Binary.BinaryPrimitives.ReadUInt64BigEndian(appliedBytes);
         byte[] prefix = NodeStore.ChainPrefix(ChainId);
         long bytesSent = 0;
-        foreach (string cf in new[] { NodeStore.Objects, NodeStore.Dedup, NodeStore.Chunks })
+        var batcher = new SyncBatcher(stream, cancellationToken);
+        foreach (string cf in new[] { NodeStore.Objects, NodeStore.Dedup, NodeStore.ChunkInfo })
         {
             using IKvIterator it = _store.Engine.Iterate(cf, prefix, KvKeys.PrefixUpperBound(prefix), snapshot);
-            var message = new SyncData { ColumnFamily = cf };
-            long messageBytes = 0;
             for (it.SeekToFirst(); it.Valid; it.Next())
-            {
-                if (cf == NodeStore.Chunks && heldChunks.Count > 0 && heldChunks.Contains(Convert.ToHexString(it.Key[4..])))
-                {
-                    skippedBytes += it.Value.Length;
-                    continue;
-                }
-                if (message.Keys.Count > 0 && (messageBytes + it.Value.Length > ForwardBatchBytesMax || message.Keys.Count >= ForwardBatchUpdatesMax))
-                {
-                    await stream.WriteAsync(new ReplicateMessage { SyncData = message }, cancellationToken);
-                    message = new SyncData { ColumnFamily = cf };
-                    messageBytes = 0;
-                }
-                message.Keys.Add(ByteString.CopyFrom(it.Key));
-                message.Values.Add(ByteString.CopyFrom(it.Value));
-                messageBytes += it.Key.Length + it.Value.Length;
-                bytesSent += it.Key.Length + it.Value.Length;
-            }
-            if (message.Keys.Count > 0)
-                await stream.WriteAsync(new ReplicateMessage { SyncData = message }, cancellationToken);
+                bytesSent += await batcher.AddAsync(cf, it.Key.ToArray(), it.Value.ToArray());
         }
+        // Chunks one at a time by their records (never a scan over the data): a damaged one is reported, left out
+        // (the joiner's scrub or read repair fetches it from another replica) and does not stop the copy.
+        var chunkKeys = new List<byte[]>();
+        using (IKvIterator it = _store.Engine.Iterate(NodeStore.ChunkInfo, prefix, KvKeys.PrefixUpperBound(prefix), snapshot))
+        {
+            for (it.SeekToFirst(); it.Valid; it.Next())
+                chunkKeys.Add(it.Key.ToArray());
+        }
+        foreach (byte[] key in chunkKeys)
+        {
+            if (heldChunks.Count > 0 && heldChunks.Contains(Convert.ToHexString(key.AsSpan(4))))
+            {
+                skippedBytes += ChunkInfoRecord.Decode(_store.Engine.Get(NodeStore.ChunkInfo, key, snapshot) ?? Array.Empty<byte>())?.Size ?? 0;
+                continue;
+            }
+            ChunkRead read = _store.ReadChunkVerified(ChainId, key.AsSpan(4), snapshot);
+            if (read.State != ChunkState.Ok)
+            {
+                _log.LogError("chain {Chain}: chunk {Chunk} is {State} here; left out of the bulk copy: {Problem}",
+                    ChainId, Convert.ToHexStringLower(key.AsSpan(4)), read.State, read.Problem);
+                continue;
+            }
+            bytesSent += await batcher.AddAsync(NodeStore.Chunks, key, read.Data!);
+        }
+        await batcher.FlushAsync();
         await stream.WriteAsync(new ReplicateMessage { SyncDone = new SyncDone { AppliedSeq = applied } }, cancellationToken);
         Interlocked.Add(ref _snapshotBytesSent, bytesSent);
         Interlocked.Add(ref _snapshotBytesSkipped, skippedBytes);
@@ -770,12 +790,18 @@ internal sealed class ChainReplica : IAsyncDisposable
     {
         var ids = new List<byte[]>();
         byte[] prefix = NodeStore.ChainPrefix(ChainId);
-        using IKvIterator it = _store.Engine.Iterate(NodeStore.Chunks, prefix, KvKeys.PrefixUpperBound(prefix));
-        for (it.SeekToFirst(); it.Valid && ids.Count < max; it.Next())
+        var keys = new List<byte[]>();
+        // By their records: an iterator over the chunk data itself would read every blob.
+        using (IKvIterator it = _store.Engine.Iterate(NodeStore.ChunkInfo, prefix, KvKeys.PrefixUpperBound(prefix)))
         {
-            // Only chunks that still match their id are listed: a damaged one gets copied again.
-            if (Digests.Matches(it.Value, it.Key[4..]))
-                ids.Add(it.Key[4..].ToArray());
+            for (it.SeekToFirst(); it.Valid && keys.Count < max; it.Next())
+                keys.Add(it.Key.ToArray());
+        }
+        // Only chunks that still match their id are listed: a damaged one gets copied again.
+        foreach (byte[] key in keys)
+        {
+            if (_store.ReadChunkVerified(ChainId, key.AsSpan(4)).State == ChunkState.Ok)
+                ids.Add(key[4..]);
         }
         return ids;
     }
@@ -877,10 +903,18 @@ internal sealed class ChainReplica : IAsyncDisposable
     {
         byte[] prefix = NodeStore.ChainPrefix(ChainId);
         byte[] end = KvKeys.PrefixUpperBound(prefix)!;
+        var kept = new List<byte[]>();
+        using (IKvIterator it = _store.Engine.Iterate(NodeStore.ChunkInfo, prefix, end))
+        {
+            for (it.SeekToFirst(); it.Valid; it.Next())
+                kept.Add(it.Key.ToArray());
+        }
+        lock (_gate)
+            _chunksBeforeSync = kept;
         var batch = new KvBatch();
         // Chunks stay: they are content-addressed (a held chunk is the right chunk) and the sender skips the
         // ones listed in our welcome. Object records, dedup records and the log are replaced wholesale.
-        foreach (string cf in new[] { NodeStore.Objects, NodeStore.Log, NodeStore.Dedup })
+        foreach (string cf in new[] { NodeStore.Objects, NodeStore.Log, NodeStore.Dedup, NodeStore.ChunkInfo })
             batch.DeleteRange(cf, prefix, end);
         batch.Put(NodeStore.Meta, NodeStore.AppliedKey(ChainId), new byte[8]);
         await _store.Engine.WriteAsync(batch, cancellationToken);
@@ -897,7 +931,7 @@ internal sealed class ChainReplica : IAsyncDisposable
 
     public async Task WriteSyncDataAsync(SyncData data, CancellationToken cancellationToken)
     {
-        if (data.ColumnFamily is not (NodeStore.Objects or NodeStore.Dedup or NodeStore.Chunks) || data.Keys.Count != data.Values.Count)
+        if (data.ColumnFamily is not (NodeStore.Objects or NodeStore.Dedup or NodeStore.Chunks or NodeStore.ChunkInfo) || data.Keys.Count != data.Values.Count)
             throw new RpcException(StatusCode.InvalidArgument, $"chain {ChainId}: malformed sync data");
         byte[] prefix = NodeStore.ChainPrefix(ChainId);
         var batch = new KvBatch();
@@ -916,7 +950,20 @@ internal sealed class ChainReplica : IAsyncDisposable
     {
         var applied = new byte[8];
         System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(applied, seq);
-        await _store.Engine.WriteAsync(new KvBatch().Put(NodeStore.Meta, NodeStore.AppliedKey(ChainId), applied), cancellationToken);
+        KvBatch batch = new KvBatch().Put(NodeStore.Meta, NodeStore.AppliedKey(ChainId), applied);
+        // Chunks kept from before the copy that the chain no longer has (no record came with the copy): drop them.
+        List<byte[]> before;
+        lock (_gate)
+        {
+            before = _chunksBeforeSync;
+            _chunksBeforeSync = new();
+        }
+        foreach (byte[] key in before)
+        {
+            if (_store.Engine.Get(NodeStore.ChunkInfo, key) is null)
+                batch.Delete(NodeStore.Chunks, key);
+        }
+        await _store.Engine.WriteAsync(batch, cancellationToken);
         lock (_gate)
         {
             _lastEnqueuedSeq = seq;
@@ -973,5 +1020,37 @@ internal sealed class ChainReplica : IAsyncDisposable
         }
         while (_applyQueue.Reader.TryRead(out PendingUpdate? p))
             p.Acked.TrySetException(NodeErrors.NotReady("node is shutting down"));
+    }
+}
+
+/// <summary>Groups bulk-copy entries of one column family into bounded SyncData messages.</summary>
+internal sealed class SyncBatcher(IClientStreamWriter<ReplicateMessage> stream, CancellationToken cancellationToken)
+{
+    private const int EntriesMax = 1024;
+    private const long BytesMax = Limits.MessageBytesMax - 256 * 1024;
+    private SyncData? _message;
+    private long _bytes;
+
+    /// <summary>Adds an entry (sending the batch first when it is full); returns the entry's bytes.</summary>
+    public async Task<long> AddAsync(string columnFamily, byte[] key, byte[] value)
+    {
+        long size = key.Length + value.Length;
+        if (_message is not null && (_message.ColumnFamily != columnFamily || _bytes + size > BytesMax || _message.Keys.Count >= EntriesMax))
+            await FlushAsync();
+        _message ??= new SyncData { ColumnFamily = columnFamily };
+        _message.Keys.Add(UnsafeByteOperations.UnsafeWrap(key));
+        _message.Values.Add(UnsafeByteOperations.UnsafeWrap(value));
+        _bytes += size;
+        return size;
+    }
+
+    public async Task FlushAsync()
+    {
+        if (_message is null)
+            return;
+        SyncData message = _message;
+        _message = null;
+        _bytes = 0;
+        await stream.WriteAsync(new ReplicateMessage { SyncData = message }, cancellationToken);
     }
 }

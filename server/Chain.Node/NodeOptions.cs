@@ -48,6 +48,11 @@ public sealed record NodeOptions
     /// <summary>Most updates one synced engine write carries for one chain.</summary>
     public int ApplyGroupUpdatesMax { get; init; } = 512;
     public long ApplyGroupBytesMax { get; init; } = 16L * 1024 * 1024;
+    /// <summary>
+    /// Garbage collection spares chunks touched (written, or named by an upload) within this long; a manifest commit
+    /// refuses chunks last touched more than half of it ago. An upload must commit within half of it.
+    /// </summary>
+    public TimeSpan ChunkGcGrace { get; init; } = NodeOptionsDefaults.ChunkGcGrace;
     /// <summary>Deliberate safety violations for harness self-tests; <see cref="TestBreaks.None"/> in any real deployment.</summary>
     public TestBreaks TestBreaks { get; init; }
 
@@ -60,5 +65,12 @@ public sealed record NodeOptions
             throw new ArgumentException("maximum object size must not be negative");
         if (HeartbeatInterval <= TimeSpan.Zero)
             throw new ArgumentException("heartbeat interval must be positive");
+        if (ChunkGcGrace < TimeSpan.FromSeconds(1))
+            throw new ArgumentException("chunk GC grace must be at least 1 s");
     }
+}
+
+public static class NodeOptionsDefaults
+{
+    public static readonly TimeSpan ChunkGcGrace = TimeSpan.FromHours(1);
 }

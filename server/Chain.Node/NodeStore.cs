@@ -15,7 +15,9 @@ internal readonly record struct DedupRecord(ulong Version, bool Existed);
 /// The node's data layout over the key-value engine. Every chain's data is prefixed by its id, so a chain's
 /// state can be copied or dropped as one key range.
 ///   objects: chain | bucket | 0x00 | key  -> ObjectMeta
-///   chunks:  chain | sha256               -> chunk bytes (immutable, content-addressed)
+///   chunks:  chain | sha256               -> chunk bytes (immutable, content-addressed; RocksDB blob files)
+///   chunkinfo: chain | sha256             -> last-touch time (unix ms, u64 BE) | size (u32 BE): presence without
+///                                            reading the data, and the age garbage collection goes by
 ///   log:     chain | seq                  -> Update without chunk data (re-sent to a successor after reconnects)
 ///   dedup:   chain | request id           -> DedupRecord
 ///   meta:    "applied" | chain            -> last applied sequence number
@@ -26,10 +28,13 @@ internal sealed class NodeStore
 {
     public const string Objects = "objects";
     public const string Chunks = "chunks";
+    public const string ChunkInfo = "chunkinfo";
     public const string Log = "log";
     public const string Dedup = "dedup";
     public const string Meta = "meta";
-    public static readonly string[] ColumnFamilies = { Objects, Chunks, Log, Dedup, Meta };
+    public static readonly string[] ColumnFamilies = { Objects, Chunks, ChunkInfo, Log, Dedup, Meta };
+    /// <summary>Column families whose values go to RocksDB blob files: large, written once, never rewritten by compaction.</summary>
+    public static readonly string[] BlobColumnFamilies = { Chunks };
 
     private static readonly byte[] NodeIdKey = "node-id"u8.ToArray();
     private static readonly byte[] ConfigKey = "config"u8.ToArray();
@@ -119,9 +124,39 @@ internal sealed class NodeStore
     public ObjectMeta? GetObject(uint chainId, string bucket, ReadOnlySpan<byte> key) =>
         Engine.Get(Objects, ObjectKey(chainId, bucket, key)) is { } b ? ObjectMeta.Parser.ParseFrom(b) : null;
 
-    public byte[]? GetChunk(uint chainId, ReadOnlySpan<byte> sha256) => Engine.Get(Chunks, ChunkKey(chainId, sha256));
+    public byte[]? GetChunk(uint chainId, ReadOnlySpan<byte> sha256, IKvSnapshot? snapshot = null) =>
+        Engine.Get(Chunks, ChunkKey(chainId, sha256), snapshot);
 
-    public bool HasChunk(uint chainId, ReadOnlySpan<byte> sha256) => GetChunk(chainId, sha256) is not null;
+    /// <summary>
+    /// Reads a chunk and checks it against its id. A read error of the engine (e.g. a blob file failing its own
+    /// checksum) counts as corrupt, like a digest mismatch.
+    /// </summary>
+    public ChunkRead ReadChunkVerified(uint chainId, ReadOnlySpan<byte> sha256, IKvSnapshot? snapshot = null)
+    {
+        byte[]? data;
+        try
+        {
+            data = GetChunk(chainId, sha256, snapshot);
+        }
+        catch (StorageException e)
+        {
+            return new ChunkRead(ChunkState.Corrupt, null, e.Message);
+        }
+        if (data is null)
+            return new ChunkRead(ChunkState.Missing, null, null);
+        if (!Digests.Matches(data, sha256))
+            return new ChunkRead(ChunkState.Corrupt, null, "data does not match its SHA-256");
+        return new ChunkRead(ChunkState.Ok, data, null);
+    }
+
+    public bool HasChunk(uint chainId, ReadOnlySpan<byte> sha256) => GetChunkInfo(chainId, sha256) is not null;
+
+    public ChunkInfoRecord? GetChunkInfo(uint chainId, ReadOnlySpan<byte> sha256) =>
+        Engine.Get(ChunkInfo, ChunkKey(chainId, sha256)) is { } b ? ChunkInfoRecord.Decode(b) : null;
+
+    /// <summary>Writes a verified copy of a chunk fetched from a peer over a damaged local one (repair).</summary>
+    public ValueTask RewriteChunkAsync(uint chainId, ReadOnlySpan<byte> sha256, byte[] data) =>
+        Engine.WriteAsync(new KvBatch().Put(Chunks, ChunkKey(chainId, sha256), data));
 
     public DedupRecord? GetDedup(uint chainId, ReadOnlySpan<byte> requestId)
     {
@@ -140,7 +175,7 @@ internal sealed class NodeStore
         Update u = Update.Parser.ParseFrom(b);
         ChunkWrite? chunk = u.OpCase switch
         {
-            Update.OpOneofCase.Chunk => u.Chunk,
+            Update.OpOneofCase.Chunk when !u.Chunk.TouchOnly => u.Chunk,
             Update.OpOneofCase.Object => u.Object.LastChunk,
             _ => null,
         };
@@ -197,16 +232,47 @@ internal sealed class NodeStore
     {
         var batch = new KvBatch();
         Dictionary<string, bool>? touched = null;
+        // Chunk records written by earlier updates of this group (null: deleted), so later ones see them.
+        Dictionary<string, ChunkInfoRecord?>? chunkInfo = null;
         foreach (PendingUpdate p in group)
         {
             Update u = p.Update;
             switch (u.OpCase)
             {
                 case Update.OpOneofCase.Chunk:
-                    batch.Put(Chunks, ChunkKey(chainId, u.Chunk.Sha256.Span), u.Chunk.Data.ToByteArray());
-                    var logged = new Update { Seq = u.Seq, Epoch = u.Epoch, Chunk = new ChunkWrite { Sha256 = u.Chunk.Sha256 } };
+                {
+                    ChunkWrite c = u.Chunk;
+                    byte[] key = ChunkKey(chainId, c.Sha256.Span);
+                    if (c.TouchOnly)
+                    {
+                        ChunkInfoRecord? info = CurrentChunkInfo(key, chunkInfo);
+                        if (info is { } current && c.TouchedUnixMs > current.TouchedUnixMs)
+                            PutChunkInfo(batch, ref chunkInfo, key, current with { TouchedUnixMs = c.TouchedUnixMs });
+                    }
+                    else
+                    {
+                        batch.Put(Chunks, key, c.Data.ToByteArray());
+                        PutChunkInfo(batch, ref chunkInfo, key, new ChunkInfoRecord(c.TouchedUnixMs, (uint)c.Data.Length));
+                    }
+                    var logged = new Update { Seq = u.Seq, Epoch = u.Epoch, Chunk = new ChunkWrite { Sha256 = c.Sha256, TouchedUnixMs = c.TouchedUnixMs, TouchOnly = c.TouchOnly } };
                     batch.Put(Log, LogKey(chainId, u.Seq), logged.ToByteArray());
                     break;
+                }
+                case Update.OpOneofCase.ChunkDelete:
+                {
+                    foreach (ByteString id in u.ChunkDelete.Sha256)
+                    {
+                        byte[] key = ChunkKey(chainId, id.Span);
+                        if (CurrentChunkInfo(key, chunkInfo) is { } info && info.TouchedUnixMs < u.ChunkDelete.OlderThanUnixMs)
+                        {
+                            batch.Delete(Chunks, key);
+                            batch.Delete(ChunkInfo, key);
+                            (chunkInfo ??= new())[Convert.ToBase64String(key)] = null;
+                        }
+                    }
+                    batch.Put(Log, LogKey(chainId, u.Seq), u.ToByteArray());
+                    break;
+                }
                 case Update.OpOneofCase.Object:
                 {
                     ObjectMeta meta = u.Object.Meta;
@@ -214,7 +280,9 @@ internal sealed class NodeStore
                     Update loggedObject = u;
                     if (u.Object.LastChunk is { } last)
                     {
-                        batch.Put(Chunks, ChunkKey(chainId, last.Sha256.Span), last.Data.ToByteArray());
+                        byte[] chunkKey = ChunkKey(chainId, last.Sha256.Span);
+                        batch.Put(Chunks, chunkKey, last.Data.ToByteArray());
+                        PutChunkInfo(batch, ref chunkInfo, chunkKey, new ChunkInfoRecord((ulong)Math.Max(0, meta.CreatedUnixMs), (uint)last.Data.Length));
                         loggedObject = u.Clone();
                         loggedObject.Object.LastChunk.Data = ByteString.Empty;
                     }
@@ -246,6 +314,19 @@ internal sealed class NodeStore
         return batch;
     }
 
+    private ChunkInfoRecord? CurrentChunkInfo(byte[] key, Dictionary<string, ChunkInfoRecord?>? inGroup)
+    {
+        if (inGroup is not null && inGroup.TryGetValue(Convert.ToBase64String(key), out ChunkInfoRecord? pending))
+            return pending;
+        return Engine.Get(ChunkInfo, key) is { } b ? ChunkInfoRecord.Decode(b) : null;
+    }
+
+    private static void PutChunkInfo(KvBatch batch, ref Dictionary<string, ChunkInfoRecord?>? inGroup, byte[] key, ChunkInfoRecord info)
+    {
+        batch.Put(ChunkInfo, key, info.Encode());
+        (inGroup ??= new())[Convert.ToBase64String(key)] = info;
+    }
+
     /// <summary>Drops log entries up to and including <paramref name="seq"/> (they are on every node of the chain).</summary>
     public ValueTask PruneLogAsync(uint chainId, ulong seq) =>
         Engine.WriteAsync(new KvBatch().DeleteRange(Log, LogKey(chainId, 0), LogKey(chainId, seq + 1)));
@@ -258,3 +339,23 @@ internal sealed class NodeStore
         return b;
     }
 }
+
+/// <summary>A chunk's record beside its data: when it was last written or touched (head's clock) and its size.</summary>
+internal readonly record struct ChunkInfoRecord(ulong TouchedUnixMs, uint Size)
+{
+    public byte[] Encode()
+    {
+        var b = new byte[12];
+        BinaryPrimitives.WriteUInt64BigEndian(b, TouchedUnixMs);
+        BinaryPrimitives.WriteUInt32BigEndian(b.AsSpan(8), Size);
+        return b;
+    }
+
+    public static ChunkInfoRecord? Decode(ReadOnlySpan<byte> b) =>
+        b.Length == 12 ? new ChunkInfoRecord(BinaryPrimitives.ReadUInt64BigEndian(b), BinaryPrimitives.ReadUInt32BigEndian(b[8..])) : null;
+}
+
+internal enum ChunkState { Ok, Missing, Corrupt }
+
+/// <summary>A chunk read from the local store: its data when intact, or why not.</summary>
+internal readonly record struct ChunkRead(ChunkState State, byte[]? Data, string? Problem);

@@ -122,8 +122,14 @@ internal sealed class ReplicationService
 
     private static void VerifyChunk(uint chainId, ulong seq, ChunkWrite chunk)
     {
-        if (chunk.Data.Length > Limits.ChunkBytes)
-            throw new RpcException(StatusCode.InvalidArgument, $"chain {chainId}: update {seq}: chunk exceeds {Limits.ChunkBytes} bytes");
+        if (chunk.Data.Length > Limits.ChunkBytesMax)
+            throw new RpcException(StatusCode.InvalidArgument, $"chain {chainId}: update {seq}: chunk exceeds {Limits.ChunkBytesMax} bytes");
+        if (chunk.TouchOnly)
+        {
+            if (!chunk.Data.IsEmpty || chunk.Sha256.Length != 32)
+                throw new RpcException(StatusCode.InvalidArgument, $"chain {chainId}: update {seq}: malformed chunk touch");
+            return;
+        }
         if (!Digests.Matches(chunk.Data.Span, chunk.Sha256.Span))
             throw NodeErrors.BadDigest($"chain {chainId}: update {seq}: chunk data does not match its SHA-256");
     }
@@ -145,6 +151,10 @@ internal sealed class ReplicationService
             case Update.OpOneofCase.Delete:
                 if (Validation.CheckKey(update.Delete.Key.Span) is not null)
                     throw new RpcException(StatusCode.InvalidArgument, $"chain {chainId}: update {update.Seq}: invalid delete");
+                break;
+            case Update.OpOneofCase.ChunkDelete:
+                if (update.ChunkDelete.Sha256.Count > ChunkService.IdsPerCallMax || update.ChunkDelete.Sha256.Any(id => id.Length != 32))
+                    throw new RpcException(StatusCode.InvalidArgument, $"chain {chainId}: update {update.Seq}: invalid chunk collection");
                 break;
             default:
                 throw new RpcException(StatusCode.InvalidArgument, $"chain {chainId}: update {update.Seq} has no operation");

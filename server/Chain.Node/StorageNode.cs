@@ -41,16 +41,23 @@ public sealed class StorageNode : IAsyncDisposable
         _loggers = loggers;
         _log = loggers.CreateLogger<StorageNode>();
         _master = Channel(options.MasterAddress);
+        InFlightBytes = new ByteBudget(Limits.NodeInFlightBytesMax, options.SignalContinuations);
+        Integrity = new ChunkIntegrity(this, loggers.CreateLogger<ChunkIntegrity>());
         string? owner = _store.LoadNodeId();
         if (owner is not null && owner != options.NodeId)
             throw new InvalidOperationException($"data directory belongs to node '{owner}', not '{options.NodeId}'");
     }
 
     public static IReadOnlyList<string> ColumnFamilies => NodeStore.ColumnFamilies;
+    public static IReadOnlyList<string> BlobColumnFamilies => NodeStore.BlobColumnFamilies;
 
     public string NodeId => _options.NodeId;
     internal NodeOptions Options => _options;
     internal NodeStore Store => _store;
+    /// <summary>Chunk bytes in flight from this node as head, over all its chains.</summary>
+    internal ByteBudget InFlightBytes { get; }
+    /// <summary>Detection, reporting and repair of damaged chunks.</summary>
+    internal ChunkIntegrity Integrity { get; }
     public ClusterConfig? Config => Volatile.Read(ref _config);
 
     /// <summary>
@@ -72,6 +79,7 @@ public sealed class StorageNode : IAsyncDisposable
         new StoreService(this, _loggers.CreateLogger<StoreService>()).Register(registry);
         new ReplicationService(this, _loggers.CreateLogger<ReplicationService>()).Register(registry);
         new AdminService(this).Register(registry);
+        new ChunkService(this, _loggers.CreateLogger<ChunkService>()).Register(registry);
     }
 
     /// <summary>Loads the last known config, then registers with the master in the background and follows it.</summary>
@@ -234,7 +242,7 @@ public sealed class StorageNode : IAsyncDisposable
                 if (replica is not null)
                     replica.UpdateRole(role);
                 else
-                    _replicas[chain.ChainId] = new ChainReplica(_store, _options, role, Channel, _loggers.CreateLogger<ChainReplica>());
+                    _replicas[chain.ChainId] = new ChainReplica(_store, _options, role, Channel, _loggers.CreateLogger<ChainReplica>(), InFlightBytes);
             }
             // Chains this node was removed from: stop serving them at once (a deposed replica must answer
             // nothing). Its data stays on disk for a later sync.

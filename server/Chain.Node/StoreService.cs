@@ -4,6 +4,7 @@ using Chain.Protocol;
 using Chain.Protocol.V1;
 using Chain.Rpc;
 using Chain.Rpc.Server;
+using Chain.Storage;
 using Google.Protobuf;
 using Microsoft.Extensions.Logging;
 
@@ -192,8 +193,8 @@ internal sealed class StoreService
             if (part.PartCase != PutRequest.PartOneofCase.Chunk)
                 throw NodeErrors.Invalid("expected a chunk or the commit after the header");
             PutChunk chunk = part.Chunk;
-            if (chunk.Data.Length == 0 || chunk.Data.Length > Limits.ChunkBytes)
-                throw NodeErrors.Invalid($"chunk of {chunk.Data.Length} bytes; chunks must be 1..{Limits.ChunkBytes} bytes");
+            if (chunk.Data.Length == 0 || chunk.Data.Length > Limits.ChunkBytesMax)
+                throw NodeErrors.Invalid($"chunk of {chunk.Data.Length} bytes; chunks must be 1..{Limits.ChunkBytesMax} bytes");
             if (!Digests.Matches(chunk.Data.Span, chunk.Sha256.Span))
                 throw NodeErrors.BadDigest($"chunk {chunks.Count} does not match its SHA-256");
             total += chunk.Data.Length;
@@ -206,12 +207,18 @@ internal sealed class StoreService
             // The newest chunk waits: if it turns out to be the last, it rides with the object record.
             if (held is not null)
                 await ProposeChunkAsync(replica, epoch, held, ct);
-            held = new ChunkWrite { Sha256 = chunk.Sha256, Data = chunk.Data };
+            held = new ChunkWrite { Sha256 = chunk.Sha256, Data = chunk.Data, TouchedUnixMs = (ulong)_node.Options.Time.GetUtcNow().ToUnixTimeMilliseconds() };
         }
         if (commit is null)
             throw NodeErrors.Invalid("put stream ended without a commit; nothing was written");
         if (await stream.MoveNextAsync())
             throw NodeErrors.Invalid("data after the commit");
+        if (commit.Chunks.Count > 0)
+        {
+            if (chunks.Count > 0)
+                throw NodeErrors.Invalid("a put either streams its chunks or commits a manifest, not both");
+            return await CommitManifestAsync(replica, header, commit, maxBytes, condition, ct);
+        }
         if ((long)commit.Size != total)
             throw NodeErrors.Invalid($"commit says {commit.Size} bytes but {total} were sent");
         if (header.DeclaredSize > 0 && (long)header.DeclaredSize != total)
@@ -220,18 +227,11 @@ internal sealed class StoreService
         if (!digest.AsSpan().SequenceEqual(commit.Sha256.Span))
             throw NodeErrors.BadDigest("the object's SHA-256 does not match the data sent");
 
-        var meta = new ObjectMeta
-        {
-            Bucket = header.Bucket,
-            Key = header.Key,
-            Size = (ulong)total,
-            Sha256 = ByteString.CopyFrom(digest),
-            CreatedUnixMs = _node.Options.Time.GetUtcNow().ToUnixTimeMilliseconds(),
-            ContentType = header.ContentType,
-        };
+        ObjectMeta meta = NewMeta(header, total, ByteString.CopyFrom(digest));
         meta.Chunks.AddRange(chunks);
-        meta.UserMetadata.Add(header.UserMetadata);
-        bool carry = held is not null && !_node.Store.HasChunk(chainId, held.Sha256.Span);
+        // The data is always sent, even for a chunk this chain holds: a collection sequenced in between could
+        // drop a chunk that was merely found present, and the record would then name a missing chunk.
+        bool carry = held is not null;
         PendingUpdate pending = await replica.ProposeAsync(epoch, (seq, e) =>
         {
             meta.Version = seq;
@@ -239,9 +239,114 @@ internal sealed class StoreService
             if (carry)
                 write.LastChunk = held;
             return new Update { Seq = seq, Epoch = e, Object = write };
-        }, isChunk: carry, ct, condition);
+        }, carry ? held!.Data.Length : 0, ct, condition);
         await WaitCommittedAsync(replica, pending, ct);
         return new DedupRecord(pending.Seq, false);
+    }
+
+    private ObjectMeta NewMeta(PutHeader header, long size, ByteString sha256)
+    {
+        var meta = new ObjectMeta
+        {
+            Bucket = header.Bucket,
+            Key = header.Key,
+            Size = (ulong)size,
+            Sha256 = sha256,
+            CreatedUnixMs = _node.Options.Time.GetUtcNow().ToUnixTimeMilliseconds(),
+            ContentType = header.ContentType,
+        };
+        meta.UserMetadata.Add(header.UserMetadata);
+        return meta;
+    }
+
+    /// <summary>
+    /// Commits an object whose chunks the client stored on their own chains (PutChunk): checks the manifest's
+    /// shape, that every chunk is held by its chain's head and was touched within half the GC grace (so a
+    /// collection cannot take it before this record is visible), then sequences the record alone.
+    /// </summary>
+    private async Task<DedupRecord> CommitManifestAsync(ChainReplica replica, PutHeader header, PutCommit commit, long maxBytes,
+        WriteCondition? condition, CancellationToken ct)
+    {
+        if (commit.Chunks.Count > Limits.ManifestChunksMax)
+            throw NodeErrors.TooLarge($"manifest of {commit.Chunks.Count} chunks exceeds {Limits.ManifestChunksMax}");
+        if (commit.Sha256.Length != 32)
+            throw NodeErrors.Invalid("the object's SHA-256 must be 32 bytes");
+        long total = 0;
+        foreach (ChunkRef chunk in commit.Chunks)
+        {
+            if (chunk.Sha256.Length != 32)
+                throw NodeErrors.Invalid("a chunk id is a 32-byte SHA-256");
+            if (chunk.Size == 0 || chunk.Size > Limits.ChunkBytesMax)
+                throw NodeErrors.Invalid($"chunk of {chunk.Size} bytes; chunks must be 1..{Limits.ChunkBytesMax} bytes");
+            total += chunk.Size;
+        }
+        if (total > maxBytes)
+            throw NodeErrors.TooLarge($"object of {total} bytes exceeds the maximum of {maxBytes} bytes");
+        if ((long)commit.Size != total)
+            throw NodeErrors.Invalid($"commit says {commit.Size} bytes but its chunks add up to {total}");
+        if (header.DeclaredSize > 0 && (long)header.DeclaredSize != total)
+            throw NodeErrors.Invalid($"declared {header.DeclaredSize} bytes but the manifest holds {total}");
+        await CheckChunksHeldAsync(commit.Chunks, ct);
+
+        ObjectMeta meta = NewMeta(header, total, commit.Sha256);
+        meta.Distributed = true;
+        meta.Chunks.AddRange(commit.Chunks);
+        PendingUpdate pending = await replica.ProposeAsync(header.Routing.Epoch, (seq, e) =>
+        {
+            meta.Version = seq;
+            return new Update { Seq = seq, Epoch = e, Object = new ObjectWrite { Meta = meta, RequestId = header.RequestId } };
+        }, 0, ct, condition);
+        await WaitCommittedAsync(replica, pending, ct);
+        return new DedupRecord(pending.Seq, false);
+    }
+
+    /// <summary>Asks the head of each chunk's chain whether it holds the chunk, recently touched.</summary>
+    private async Task CheckChunksHeldAsync(IReadOnlyList<ChunkRef> chunks, CancellationToken ct)
+    {
+        ClusterConfig config = _node.Config ?? throw NodeErrors.NotReady("no chain table");
+        int chainCount = config.Chains.Count;
+        ulong now = (ulong)_node.Options.Time.GetUtcNow().ToUnixTimeMilliseconds();
+        ulong freshAfter = now - Math.Min(now, (ulong)(_node.Options.ChunkGcGrace.TotalMilliseconds / 2));
+        var byChain = chunks.Select(c => c.Sha256).DistinctBy(id => Convert.ToBase64String(id.Span))
+            .GroupBy(id => Placement.ChainForChunk(id.Span, chainCount));
+        var checks = new List<Task>();
+        foreach (var group in byChain)
+        {
+            ChainInfo chain = config.Chains[(int)group.Key];
+            foreach (ByteString[] slice in group.Chunk(ChunkService.IdsPerCallMax))
+                checks.Add(CheckChainHoldsAsync(config, chain, slice, freshAfter, ct));
+        }
+        await Task.WhenAll(checks);
+    }
+
+    private async Task CheckChainHoldsAsync(ClusterConfig config, ChainInfo chain, ByteString[] ids, ulong freshAfter, CancellationToken ct)
+    {
+        string head = chain.Nodes.Count > 0 ? chain.Nodes[0] : throw NodeErrors.NotReady($"chain {chain.ChainId} has no nodes");
+        string? address = config.Nodes.FirstOrDefault(n => n.Node.NodeId == head)?.Node.Address;
+        if (address is null)
+            throw NodeErrors.NotReady($"the head of chain {chain.ChainId} has no known address");
+        var request = new HasChunksRequest { ChainId = chain.ChainId, Epoch = chain.Epoch };
+        request.Sha256.AddRange(ids);
+        HasChunksResponse response;
+        try
+        {
+            response = await _node.Channel(new Uri(address)).UnaryAsync(AdminMethods.HasChunks, request,
+                new CallOptions { Timeout = TimeSpan.FromSeconds(10), CancellationToken = ct });
+        }
+        catch (RpcException e) when (e.Status != StatusCode.Cancelled)
+        {
+            throw NodeErrors.NotReady($"could not check the manifest's chunks on chain {chain.ChainId}: {e.Detail}");
+        }
+        for (int i = 0; i < ids.Length; i++)
+        {
+            ulong touched = i < response.TouchedUnixMs.Count ? response.TouchedUnixMs[i] : 0;
+            if (touched == 0)
+                throw NodeErrors.Kind(StatusCode.FailedPrecondition, ErrorKinds.MissingChunk,
+                    $"chunk {Convert.ToHexStringLower(ids[i].Span)} is not stored on chain {chain.ChainId}; upload it before committing the manifest");
+            if (touched < freshAfter)
+                throw NodeErrors.Kind(StatusCode.FailedPrecondition, ErrorKinds.MissingChunk,
+                    $"chunk {Convert.ToHexStringLower(ids[i].Span)} was last touched too long ago (garbage collection may take it); touch it again with PutChunk");
+        }
     }
 
     /// <summary>
@@ -253,16 +358,9 @@ internal sealed class StoreService
             ? replica.WaitDurableAsync(pending.Seq, ct)
             : pending.Acked.Task.WaitAsync(ct);
 
-    /// <summary>
-    /// Proposes one chunk unless this head already holds it: chunks are content-addressed and immutable, and a
-    /// chunk the head holds durably precedes, in sequence order, anything proposed now, so every node has it.
-    /// </summary>
-    private async Task ProposeChunkAsync(ChainReplica replica, ulong epoch, ChunkWrite chunk, CancellationToken ct)
-    {
-        if (_node.Store.HasChunk(replica.ChainId, chunk.Sha256.Span))
-            return;
-        await replica.ProposeAsync(epoch, (seq, e) => new Update { Seq = seq, Epoch = e, Chunk = chunk }, isChunk: true, ct);
-    }
+    /// <summary>Proposes one piece of an inline object (always with its data: see the comment on the last piece).</summary>
+    private static async Task ProposeChunkAsync(ChainReplica replica, ulong epoch, ChunkWrite chunk, CancellationToken ct) =>
+        await replica.ProposeAsync(epoch, (seq, e) => new Update { Seq = seq, Epoch = e, Chunk = chunk }, chunk.Data.Length, ct);
 
     /// <summary>
     /// The result of an earlier attempt of the same write, once the whole chain has it: queued here (perhaps
@@ -312,7 +410,7 @@ internal sealed class StoreService
             var delete = new ObjectDelete { Bucket = request.Bucket, Key = request.Key, RequestId = request.RequestId };
             WriteCondition? condition = request.IfVersion != 0 ? new WriteCondition(request.Bucket, request.Key, request.IfVersion, false) : null;
             PendingUpdate pending = await replica.ProposeAsync(request.Routing.Epoch,
-                (seq, e) => new Update { Seq = seq, Epoch = e, Delete = delete }, isChunk: false, context.CancellationToken, condition);
+                (seq, e) => new Update { Seq = seq, Epoch = e, Delete = delete }, 0, context.CancellationToken, condition);
             await WaitCommittedAsync(replica, pending, context.CancellationToken);
             var result = new DedupRecord(pending.Seq, pending.Existed);
             mine.TrySetResult(result);
@@ -337,18 +435,35 @@ internal sealed class StoreService
         ObjectMeta meta = _node.Store.GetObject(replica.ChainId, request.Bucket, request.Key.Span)
             ?? throw NodeErrors.NoSuchKey(request.Bucket, KeyText(request.Key));
         await responses.WriteAsync(new GetResponse { Meta = meta }, context.CancellationToken);
+        // A distributed object's chunks live on other chains: the client fetches them itself (GetChunk).
+        if (meta.Distributed)
+            return;
+        ulong start = Math.Min(request.Offset, meta.Size);
+        ulong end = request.Length == 0 ? meta.Size : Math.Min(meta.Size, start + request.Length);
+        ulong position = 0;
         int index = 0;
         foreach (ChunkRef chunk in meta.Chunks)
         {
-            byte[] data = _node.Store.GetChunk(replica.ChainId, chunk.Sha256.Span)
-                ?? throw new RpcException(StatusCode.DataLoss, $"chunk {index} of '{request.Bucket}/{KeyText(request.Key)}' is missing on node {_node.NodeId}");
-            if (data.Length != chunk.Size || !Digests.Matches(data, chunk.Sha256.Span))
-            {
-                _log.LogError("chunk {Index} of {Bucket}/{Key} failed verification on this node", index, request.Bucket, KeyText(request.Key));
-                throw new RpcException(StatusCode.DataLoss, $"chunk {index} of '{request.Bucket}/{KeyText(request.Key)}' failed verification on node {_node.NodeId}");
-            }
-            await responses.WriteAsync(new GetResponse { Data = ByteString.CopyFrom(data) }, context.CancellationToken);
+            ulong chunkStart = position;
+            position += chunk.Size;
             index++;
+            if (position <= start || chunkStart >= end)
+                continue;
+            ChunkRead read = _node.Store.ReadChunkVerified(replica.ChainId, chunk.Sha256.Span);
+            if (read.State != ChunkState.Ok || read.Data!.Length != chunk.Size)
+            {
+                string problem = read.State == ChunkState.Missing ? "missing" : read.Problem ?? "wrong size";
+                if (read.State != ChunkState.Missing)
+                    _ = _node.Integrity.ReportCorrupt(replica.ChainId, chunk.Sha256.Span, problem);
+                throw NodeErrors.Kind(StatusCode.DataLoss, ErrorKinds.CorruptReplica,
+                    $"chunk {index - 1} of '{request.Bucket}/{KeyText(request.Key)}' is {problem} on node {_node.NodeId} (being repaired); read another replica");
+            }
+            int from = (int)(Math.Max(start, chunkStart) - chunkStart);
+            int to = (int)(Math.Min(end, position) - chunkStart);
+            ByteString data = from == 0 && to == read.Data.Length
+                ? UnsafeByteOperations.UnsafeWrap(read.Data)
+                : ByteString.CopyFrom(read.Data, from, to - from);
+            await responses.WriteAsync(new GetResponse { Data = data }, context.CancellationToken);
         }
     }
 

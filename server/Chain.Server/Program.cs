@@ -169,7 +169,7 @@ public static class Program
         TimeProvider time = Clock(flags);
         Directory.CreateDirectory(data);
         using var engine = RocksDbEngine.Open(Path.Combine(data, "node.rocksdb"),
-            new RocksDbOptions { ColumnFamilies = StorageNode.ColumnFamilies.ToArray() });
+            new RocksDbOptions { ColumnFamilies = StorageNode.ColumnFamilies.ToArray(), BlobColumnFamilies = StorageNode.BlobColumnFamilies.ToArray() });
 
         await using var node = new StorageNode(engine, new NodeOptions
         {
@@ -177,6 +177,8 @@ public static class Program
             AdvertisedAddress = advertise,
             MasterAddress = master,
             Zone = flags.GetValueOrDefault("zone", ""),
+            ChunkGcGrace = flags.TryGetValue("chunk-gc-grace-ms", out string? grace)
+                ? TimeSpan.FromMilliseconds(long.Parse(grace, CultureInfo.InvariantCulture)) : NodeOptionsDefaults.ChunkGcGrace,
             ObjectBytesMax = maxObject ?? Limits.ObjectBytesMaxDefault,
             TestBreaks = breaks,
             Time = time,

@@ -53,7 +53,7 @@ public class ChainClientTests
         var fake = new FakeTransport { ConfigSource = () => FakeTransport.Cluster(chains: 3, replicas: 3, epoch: 5) };
         fake.Put = _ => new FakePutCall();
         using var client = Client(fake);
-        var data = TestData.Random(2 * Limits.ChunkBytes + Limits.ChunkBytes / 2);
+        var data = TestData.Random(2 * Limits.StreamFrameBytes + Limits.StreamFrameBytes / 2);
         var progress = new Recorder();
 
         var result = await client.PutAsync("bkt", "dir/file.bin", new TrickleStream(data, maxPerRead: 7),
@@ -73,7 +73,7 @@ public class ChainClientTests
         Assert.Equal("me", header.UserMetadata["owner"]);
 
         var chunks = call.Chunks;
-        Assert.Equal(new[] { Limits.ChunkBytes, Limits.ChunkBytes, Limits.ChunkBytes / 2 }, chunks.Select(c => c.Data.Length));
+        Assert.Equal(new[] { Limits.StreamFrameBytes, Limits.StreamFrameBytes, Limits.StreamFrameBytes / 2 }, chunks.Select(c => c.Data.Length));
         Assert.All(chunks, c => Assert.Equal(SHA256.HashData(c.Data.Span), c.Sha256.ToByteArray()));
         Assert.Equal(data, chunks.SelectMany(c => c.Data.ToByteArray()).ToArray());
 
@@ -84,7 +84,7 @@ public class ChainClientTests
         Assert.True(call.Disposed);
 
         Assert.Equal(new PutResult("bkt", "dir/file.bin", data.Length, Convert.ToHexStringLower(SHA256.HashData(data)), 7, false), result);
-        Assert.Equal(new long[] { Limits.ChunkBytes, 2 * Limits.ChunkBytes, data.Length }, progress.Values);
+        Assert.Equal(new long[] { Limits.StreamFrameBytes, 2 * Limits.StreamFrameBytes, data.Length }, progress.Values);
     }
 
     [Fact]
@@ -120,7 +120,7 @@ public class ChainClientTests
             }
             : new FakePutCall { Respond = _ => new PutResponse { Version = 9, Deduplicated = true } };
         using var client = Client(fake);
-        var data = TestData.Random(Limits.ChunkBytes + 1000);
+        var data = TestData.Random(Limits.StreamFrameBytes + 1000);
         var source = new MemoryStream(new byte[100].Concat(data).ToArray()) { Position = 100 };
 
         var result = await client.PutAsync("bkt", "k", source);
@@ -138,21 +138,23 @@ public class ChainClientTests
     }
 
     [Fact]
-    public async Task Put_from_a_non_seekable_stream_cannot_retry_after_content_was_sent()
+    public async Task Put_from_a_non_seekable_stream_of_one_chunk_retries_after_content_was_sent()
     {
-        var fake = new FakeTransport
-        {
-            Put = _ => new FakePutCall { FailOn = (_, index) => index == 1 ? FakeTransport.Error(StatusCode.Unavailable, null, "head died") : null },
-        };
+        // Up to one chunk of an unknown-length stream is read before anything is sent (to choose inline or
+        // distributed storage), so even a stream that cannot seek can be sent again.
+        var fake = new FakeTransport();
+        fake.Put = _ => fake.PutCalls.Count == 0
+            ? new FakePutCall { FailOn = (_, index) => index == 1 ? FakeTransport.Error(StatusCode.Unavailable, null, "head died") : null }
+            : new FakePutCall();
         using var client = Client(fake);
+        var data = TestData.Random(5000);
 
-        var error = await Assert.ThrowsAsync<ChainUnavailableException>(() =>
-            client.PutAsync("bkt", "k", new TrickleStream(TestData.Random(5000), 100, seekable: false)));
+        var result = await client.PutAsync("bkt", "k", new TrickleStream(data, 100, seekable: false));
 
-        Assert.Contains("rewound", error.Message);
-        Assert.Single(fake.PutCalls);
-        var inner = Assert.IsType<RpcException>(error.InnerException);
-        Assert.Equal("head died", inner.Detail);
+        Assert.Equal(2, fake.PutCalls.Count);
+        Assert.Equal(fake.PutCalls[0].Header.RequestId, fake.PutCalls[1].Header.RequestId);
+        Assert.Equal(data, fake.PutCalls[1].Chunks.SelectMany(c => c.Data.ToByteArray()).ToArray());
+        Assert.Equal(data.Length, result.Size);
     }
 
     [Fact]
@@ -168,7 +170,7 @@ public class ChainClientTests
         var result = await client.PutAsync("bkt", "k", new TrickleStream(data, 100, seekable: false));
 
         Assert.Equal(2, fake.PutCalls.Count);
-        Assert.Equal(0ul, fake.PutCalls[1].Header.DeclaredSize); // unknown length
+        Assert.Equal((ulong)data.Length, fake.PutCalls[1].Header.DeclaredSize); // known once the one chunk was read
         Assert.Equal(data, fake.PutCalls[1].Chunks.SelectMany(c => c.Data.ToByteArray()).ToArray());
         Assert.Equal(data.Length, result.Size);
     }
@@ -196,7 +198,7 @@ public class ChainClientTests
         fake.Put = _ => new FakePutCall { FailOn = (_, index) => index == 0 ? FakeTransport.Error(StatusCode.InvalidArgument, ErrorKinds.TooLarge, "too big") : null };
         using var client = Client(fake);
 
-        await Assert.ThrowsAsync<ObjectTooLargeException>(() => client.PutAsync("bkt", "k", new byte[3 * Limits.ChunkBytes]));
+        await Assert.ThrowsAsync<ObjectTooLargeException>(() => client.PutAsync("bkt", "k", new byte[3 * Limits.StreamFrameBytes]));
 
         Assert.Single(Assert.Single(fake.PutCalls).Messages);
     }
@@ -206,7 +208,7 @@ public class ChainClientTests
     [Fact]
     public async Task Get_writes_verified_data_from_the_tail()
     {
-        var data = TestData.Random(2 * Limits.ChunkBytes + 3);
+        var data = TestData.Random(2 * Limits.StreamFrameBytes + 3);
         var fake = new FakeTransport
         {
             ConfigSource = () => FakeTransport.Cluster(chains: 2, replicas: 3, epoch: 4),

@@ -25,6 +25,7 @@ public sealed class InProcessCluster : IAsyncDisposable
     private readonly List<RpcServer> _nodeServers = new();
     private readonly List<string?> _nodeDirs = new();
     private long? _objectBytesMax;
+    private TimeSpan _chunkGcGrace;
     private readonly CancellationTokenSource _stop = new();
     private Task _detector = Task.CompletedTask;
     private readonly List<IAsyncDisposable> _disposables = new();
@@ -41,9 +42,9 @@ public sealed class InProcessCluster : IAsyncDisposable
     public List<Uri> NodeAddresses { get; } = new();
 
     public static async Task<InProcessCluster> StartAsync(int nodes = 3, int? chains = null, int? replicas = null, long? objectBytesMax = null,
-        bool rocksDb = false, TimeSpan? failureTimeout = null)
+        bool rocksDb = false, TimeSpan? failureTimeout = null, TimeSpan? chunkGcGrace = null)
     {
-        var cluster = new InProcessCluster();
+        var cluster = new InProcessCluster { _chunkGcGrace = chunkGcGrace ?? NodeOptionsDefaults.ChunkGcGrace };
         var masterEngine = new MemoryEngine(new[] { EngineMasterStateStore.ColumnFamily });
         cluster.Master = new MasterService(new EngineMasterStateStore(masterEngine),
             new MasterOptions { ExpectNodes = nodes, Chains = chains, Replicas = replicas, FailureTimeout = failureTimeout ?? TimeSpan.FromSeconds(3) },
@@ -78,7 +79,7 @@ public sealed class InProcessCluster : IAsyncDisposable
 
     private static IKvEngine OpenEngine(string? dir) => dir is null
         ? new MemoryEngine(StorageNode.ColumnFamilies)
-        : RocksDbEngine.Open(dir, new RocksDbOptions { ColumnFamilies = StorageNode.ColumnFamilies.ToArray() });
+        : RocksDbEngine.Open(dir, new RocksDbOptions { ColumnFamilies = StorageNode.ColumnFamilies.ToArray(), BlobColumnFamilies = StorageNode.BlobColumnFamilies.ToArray() });
 
     private async Task StartNodeAsync(int i, IKvEngine? reuse = null)
     {
@@ -89,6 +90,7 @@ public sealed class InProcessCluster : IAsyncDisposable
             MasterAddress = MasterAddress,
             ObjectBytesMax = _objectBytesMax ?? Limits.ObjectBytesMaxDefault,
             HeartbeatInterval = TimeSpan.FromMilliseconds(100),
+            ChunkGcGrace = _chunkGcGrace,
         }, Loggers);
         var registry = new RpcServiceRegistry();
         node.Register(registry);
@@ -106,6 +108,23 @@ public sealed class InProcessCluster : IAsyncDisposable
         await _nodeServers[i].DisposeAsync();
         await Nodes[i].DisposeAsync();
     }
+
+    /// <summary>Stops node i cleanly: server, replicas, and its engine closed (RocksDB: flushed), so its files can be changed.</summary>
+    public async Task StopNodeAsync(int i)
+    {
+        await CrashNodeAsync(i);
+        Engines[i].Dispose();
+    }
+
+    /// <summary>Starts a node stopped with <see cref="StopNodeAsync"/> again from its directory, on a new port.</summary>
+    public async Task StartStoppedNodeAsync(int i)
+    {
+        await StartNodeAsync(i);
+        await WaitUntilFormedAsync();
+    }
+
+    /// <summary>The RocksDB directory of node i (null for memory engines).</summary>
+    public string? NodeDirectory(int i) => _nodeDirs[i];
 
     /// <summary>Starts a crashed node again on its surviving data (same engine), on a new port.</summary>
     public Task RestartCrashedNodeAsync(int i) => StartNodeAsync(i, Engines[i]);
@@ -163,10 +182,11 @@ public sealed class InProcessCluster : IAsyncDisposable
         }
     }
 
-    public ChainClient CreateClient(TimeSpan? operationTimeout = null) => new(new ChainClientOptions
+    public ChainClient CreateClient(TimeSpan? operationTimeout = null, int? chunkBytes = null) => new(new ChainClientOptions
     {
         Master = MasterAddress,
         OperationTimeout = operationTimeout ?? TimeSpan.FromSeconds(30),
+        ChunkBytes = chunkBytes ?? Limits.ChunkBytes,
     });
 
     public RpcChannel Channel(int node) => new(NodeAddresses[node], new RpcLimits { MaxMessageBytes = Limits.MessageBytesMax });

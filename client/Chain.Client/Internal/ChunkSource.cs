@@ -10,11 +10,21 @@ internal abstract class ChunkSource
 {
     protected ChunkSource(int chunkBytes)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(chunkBytes, 1);
         ChunkBytes = chunkBytes;
     }
 
-    public int ChunkBytes { get; }
+    /// <summary>Size of the chunks read from now on (a put switches to frames once it knows the object is inline).</summary>
+    public int ChunkBytes
+    {
+        get => _chunkBytes;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
+            _chunkBytes = value;
+        }
+    }
+
+    private int _chunkBytes;
 
     /// <summary>Bytes from the start to the end, when known.</summary>
     public abstract long? Length { get; }
@@ -111,5 +121,33 @@ internal sealed class MemoryChunkSource(ReadOnlyMemory<byte> content, int chunkB
         if (n > 0)
             Consumed = true;
         return ValueTask.FromResult(chunk);
+    }
+}
+
+/// <summary>
+/// Chunks already read from a source (to decide how to store the object), then the rest of the source. Rewinds only
+/// when the source can.
+/// </summary>
+internal sealed class PrefixedChunkSource(IReadOnlyList<ReadOnlyMemory<byte>> head, ChunkSource rest) : ChunkSource(rest.ChunkBytes)
+{
+    private int _next;
+
+    public override long? Length => null;
+
+    public override bool TryRewind()
+    {
+        if (!rest.TryRewind())
+            return false;
+        _next = head.Count; // the source starts over from its beginning, which the prefix came from
+        Consumed = false;
+        return true;
+    }
+
+    public override ValueTask<ReadOnlyMemory<byte>> ReadChunkAsync(CancellationToken cancellationToken)
+    {
+        Consumed = true;
+        if (_next < head.Count)
+            return ValueTask.FromResult(head[_next++]);
+        return rest.ReadChunkAsync(cancellationToken);
     }
 }

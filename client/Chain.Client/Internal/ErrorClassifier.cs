@@ -65,6 +65,11 @@ internal static class ErrorClassifier
                 return Fail(new PreconditionFailedException(bucket, key, rpc.Detail));
             case ErrorKinds.BucketNotEmpty:
                 return Fail(new ChainException(rpc.Detail, rpc));
+            case ErrorKinds.MissingChunk:
+                return Fail(new MissingChunkException(rpc.Detail));
+            case ErrorKinds.CorruptReplica:
+                // That replica is repairing its copy; another attempt (or replica) gets intact data.
+                return new Decision(FailureAction.Retry, null);
         }
 
         return rpc.Status switch

@@ -57,6 +57,33 @@ internal static unsafe partial class Native
     [LibraryImport(Lib)]
     internal static partial void rocksdb_options_set_block_based_table_factory(nint options, nint tableOptions);
 
+    [LibraryImport(Lib)]
+    internal static partial nint rocksdb_flushoptions_create();
+
+    [LibraryImport(Lib)]
+    internal static partial void rocksdb_flushoptions_destroy(nint options);
+
+    [LibraryImport(Lib)]
+    internal static partial void rocksdb_flushoptions_set_wait(nint options, byte value);
+
+    [LibraryImport(Lib)]
+    internal static unsafe partial void rocksdb_flush_cf(nint db, nint options, nint columnFamily, nint* errptr);
+
+    [LibraryImport(Lib)]
+    internal static partial void rocksdb_options_set_enable_blob_files(nint options, byte value);
+
+    [LibraryImport(Lib)]
+    internal static partial void rocksdb_options_set_min_blob_size(nint options, ulong size);
+
+    [LibraryImport(Lib)]
+    internal static partial void rocksdb_options_set_blob_file_size(nint options, ulong size);
+
+    [LibraryImport(Lib)]
+    internal static partial void rocksdb_options_set_enable_blob_gc(nint options, byte value);
+
+    [LibraryImport(Lib)]
+    internal static partial void rocksdb_options_set_write_buffer_size(nint options, nuint size);
+
     // ---- block based table options / cache ----
     [LibraryImport(Lib)]
     internal static partial nint rocksdb_block_based_options_create();

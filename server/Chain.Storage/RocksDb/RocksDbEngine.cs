@@ -110,6 +110,12 @@ public sealed class RocksDbEngine : IKvEngine
         }
 
         using var nativeOptions = CreateNativeOptions(options);
+        using var blobOptions = CreateNativeOptions(options);
+        Native.rocksdb_options_set_enable_blob_files(blobOptions.Pointer, 1);
+        Native.rocksdb_options_set_min_blob_size(blobOptions.Pointer, (ulong)options.MinBlobBytes);
+        Native.rocksdb_options_set_blob_file_size(blobOptions.Pointer, 256UL * 1024 * 1024);
+        Native.rocksdb_options_set_enable_blob_gc(blobOptions.Pointer, 0);
+        Native.rocksdb_options_set_write_buffer_size(blobOptions.Pointer, (nuint)options.BlobWriteBufferBytes);
         var names = new List<string> { "default" };
         foreach (var existing in ListColumnFamilies(nativeOptions, fullPath))
         {
@@ -138,7 +144,7 @@ public sealed class RocksDbEngine : IKvEngine
             for (int i = 0; i < count; i++)
             {
                 namePointers[i] = Marshal.StringToCoTaskMemUTF8(names[i]);
-                optionPointers[i] = nativeOptions.Pointer;
+                optionPointers[i] = options.BlobColumnFamilies.Contains(names[i], StringComparer.Ordinal) ? blobOptions.Pointer : nativeOptions.Pointer;
             }
 
             fixed (nint* namesPtr = namePointers)
@@ -444,6 +450,7 @@ public sealed class RocksDbEngine : IKvEngine
             _writerThread.Join();
         }
 
+        FlushMemtables();
         _defaultReadOptions.Dispose();
         foreach (var columnFamily in _columnFamilyList)
         {
@@ -452,6 +459,35 @@ public sealed class RocksDbEngine : IKvEngine
 
         // Closes the database now, or when the last live iterator/snapshot/checkpoint releases it.
         _db.Dispose();
+    }
+
+    /// <summary>
+    /// On a clean close, writes the memtables to table (and blob) files, so the data no longer lives only in the WAL
+    /// and the next open replays nothing. Best effort: a failure leaves the WAL, which recovery replays.
+    /// </summary>
+    private unsafe void FlushMemtables()
+    {
+        nint options = Native.rocksdb_flushoptions_create();
+        try
+        {
+            Native.rocksdb_flushoptions_set_wait(options, 1);
+            foreach (var columnFamily in _columnFamilyList)
+            {
+                nint error = 0;
+                Native.rocksdb_flush_cf(_db.Pointer, options, columnFamily.Pointer, &error);
+                if (error != 0)
+                {
+                    Native.rocksdb_free(error);
+                }
+            }
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+        finally
+        {
+            Native.rocksdb_flushoptions_destroy(options);
+        }
     }
 
     // ---------------------------------------------------------------- group commit

@@ -15,6 +15,20 @@ public sealed record RocksDbOptions
     /// <summary>Column families to open besides "default" (always opened). Missing ones are created; existing ones not listed are opened too.</summary>
     public IReadOnlyList<string> ColumnFamilies { get; init; } = Array.Empty<string>();
 
+    /// <summary>
+    /// Column families whose values of at least <see cref="MinBlobBytes"/> go to blob files (RocksDB's integrated
+    /// key-value separation): compaction moves only small references, never the values, and blob garbage collection
+    /// is off, so a value is written once more after the WAL and never read back by background work — a damaged
+    /// blob fails only the reads of that value (its checksum), never a compaction.
+    /// </summary>
+    public IReadOnlyList<string> BlobColumnFamilies { get; init; } = Array.Empty<string>();
+
+    /// <summary>Smallest value stored in a blob file (in <see cref="BlobColumnFamilies"/>).</summary>
+    public long MinBlobBytes { get; init; } = 4096;
+
+    /// <summary>Memtable size of the blob column families (their values sit there until a flush).</summary>
+    public long BlobWriteBufferBytes { get; init; } = 32L * 1024 * 1024;
+
     /// <summary>Create the database (and the parent directory) when it does not exist.</summary>
     public bool CreateIfMissing { get; init; } = true;
 
@@ -56,6 +70,9 @@ public sealed record RocksDbOptions
             }
         }
 
+        ArgumentNullException.ThrowIfNull(BlobColumnFamilies);
+        ArgumentOutOfRangeException.ThrowIfNegative(MinBlobBytes, nameof(MinBlobBytes));
+        ArgumentOutOfRangeException.ThrowIfLessThan(BlobWriteBufferBytes, 1024 * 1024, nameof(BlobWriteBufferBytes));
         ArgumentOutOfRangeException.ThrowIfLessThan(GroupCommitMaxBatches, 1, nameof(GroupCommitMaxBatches));
         ArgumentOutOfRangeException.ThrowIfLessThan(GroupCommitMaxBytes, 1, nameof(GroupCommitMaxBytes));
         ArgumentOutOfRangeException.ThrowIfLessThan(WriteQueueCapacity, 1, nameof(WriteQueueCapacity));
