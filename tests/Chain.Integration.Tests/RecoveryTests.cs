@@ -217,11 +217,11 @@ public sealed class WholeChainLossTests : LocalClusterTest
     private static int SizeOf(int i) => i switch
     {
         0 => 0,
-        11 => 2 * Limits.ChunkBytes + 777,
-        42 => 3 * Limits.ChunkBytes,
-        17 => Limits.ChunkBytes - 1,
-        23 => Limits.ChunkBytes,
-        29 => Limits.ChunkBytes + 1,
+        11 => 2 * Limits.StreamFrameBytes + 777,
+        42 => 3 * Limits.StreamFrameBytes,
+        17 => Limits.StreamFrameBytes - 1,
+        23 => Limits.StreamFrameBytes,
+        29 => Limits.StreamFrameBytes + 1,
         _ when i % 10 == 5 => 64 * 1024 + i * 97,
         _ => 1 + i * 7919 % 8192,
     };

@@ -218,9 +218,9 @@ public sealed class RejoinTests : LocalClusterTest
     {
         0 => 0,
         3 or 70 or 137 => ThreeMiB + (i == 3 ? 0 : i * 11),
-        7 => Limits.ChunkBytes - 1,
-        57 => Limits.ChunkBytes,
-        107 => Limits.ChunkBytes + 1,
+        7 => Limits.StreamFrameBytes - 1,
+        57 => Limits.StreamFrameBytes,
+        107 => Limits.StreamFrameBytes + 1,
         _ when i % 10 == 5 => 64 * 1024 + i * 97,
         _ => 1 + i * 7919 % 8192,
     };

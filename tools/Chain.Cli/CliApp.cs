@@ -35,6 +35,8 @@ public static class CliApp
                 "mb" => await MakeBucketAsync(command, io).ConfigureAwait(false),
                 "rb" => await RemoveBucketAsync(command, io).ConfigureAwait(false),
                 "status" => await StatusAsync(command, io).ConfigureAwait(false),
+                "gc" => await CollectGarbageAsync(command, io).ConfigureAwait(false),
+                "scrub" => await ScrubAsync(command, io).ConfigureAwait(false),
                 "check" => await CheckCommand.RunAsync(command, io).ConfigureAwait(false),
                 _ => throw new UsageException($"unknown command '{command.Name}'"),
             };
@@ -372,6 +374,32 @@ public static class CliApp
         io.Out.Flush();
         StatusView.Render(io.Console, status, DateTimeOffset.UtcNow, includeBuckets: true);
         return Ok;
+    }
+
+    private static async Task<int> CollectGarbageAsync(ParsedCommand command, CliIo io)
+    {
+        await using ChainClient client = io.ClientFactory(command.Master);
+        GcReport report = await client.CollectGarbageAsync(io.Cancellation).ConfigureAwait(false);
+        io.Out.WriteLine($"gc: {report.Chains} chains, {report.ReferencedChunks} chunks referenced, {report.StoredChunks} stored, " +
+            $"{report.Candidates} unreferenced, {report.Deleted} deleted (the others are younger than the grace period) in {report.Elapsed.TotalSeconds:0.0} s");
+        return Ok;
+    }
+
+    /// <summary>Verifies every chunk on every node (repairing damaged copies from healthy replicas); exit 1 if anything stays damaged.</summary>
+    private static async Task<int> ScrubAsync(ParsedCommand command, CliIo io)
+    {
+        await using ChainClient client = io.ClientFactory(command.Master);
+        IReadOnlyList<NodeIntegrity> nodes = await client.CheckIntegrityAsync(scrub: true, io.Cancellation).ConfigureAwait(false);
+        bool clean = true;
+        foreach (NodeIntegrity n in nodes)
+        {
+            io.Out.WriteLine($"{n.NodeId}: {n.ScrubbedChunks} chunks ({FormatBytes(n.ScrubbedBytes)}) verified, {n.ScrubCorrupt} damaged, {n.ScrubRepaired} repaired; " +
+                $"since start: {n.CorruptDetected} damaged chunks detected, {n.Repaired} repaired, {n.RepairFailures} repairs failed");
+            foreach (string line in n.RecentCorruptions)
+                io.Out.WriteLine($"  {line}");
+            clean &= n.ScrubCorrupt == n.ScrubRepaired;
+        }
+        return clean ? Ok : 1;
     }
 
     // ---- helpers ------------------------------------------------------------------------------------

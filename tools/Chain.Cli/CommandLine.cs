@@ -89,6 +89,8 @@ public static class CommandLine
         new CommandSpec("mb", "BUCKET", "make a bucket", 1, 1, Array.Empty<OptionSpec>()),
         new CommandSpec("rb", "BUCKET", "remove a bucket", 1, 1, Array.Empty<OptionSpec>()),
         new CommandSpec("status", "", "show chains, nodes and buckets", 0, 0, Array.Empty<OptionSpec>()),
+        new CommandSpec("gc", "", "delete chunks no object references (older than the nodes' grace period)", 0, 0, Array.Empty<OptionSpec>()),
+        new CommandSpec("scrub", "", "verify every chunk on every node against its SHA-256 and repair damaged copies", 0, 0, Array.Empty<OptionSpec>()),
         new CommandSpec("check", "[--workload register|set|large] [--nemesis kill,pause,...] [--time SECONDS] [--ops N] [--clients N] [--seed N] [--shrink N] [--out DIR]",
             "Jepsen-style consistency check of a fresh local cluster under faults (exit 0 valid, 1 invalid, 2 unknown)", 0, 0, new[]
             {
