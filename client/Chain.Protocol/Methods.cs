@@ -76,6 +76,11 @@ public static class ErrorKinds
     public const string InvalidBucket = "invalid-bucket";
     /// <summary>A conditional write's condition (if-version / if-absent) did not hold; nothing was written.</summary>
     public const string PreconditionFailed = "precondition-failed";
+    /// <summary>
+    /// CRAQ: a member other than the tail cannot serve this read (the object has a write the chain has not committed
+    /// yet, or a listing met unacknowledged writes): send the same read to the tail, at once, with the same table.
+    /// </summary>
+    public const string ReadAtTail = "read-at-tail";
 }
 
 public static class AdminMethods

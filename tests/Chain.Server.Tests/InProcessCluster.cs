@@ -29,6 +29,7 @@ public sealed class InProcessCluster : IAsyncDisposable
     private Task _detector = Task.CompletedTask;
     private readonly List<IAsyncDisposable> _disposables = new();
     private readonly List<string> _tempDirs = new();
+    private Func<int, Func<Uri, IRpcInvoker>?>? _connect;
 
     private InProcessCluster()
     {
@@ -41,9 +42,9 @@ public sealed class InProcessCluster : IAsyncDisposable
     public List<Uri> NodeAddresses { get; } = new();
 
     public static async Task<InProcessCluster> StartAsync(int nodes = 3, int? chains = null, int? replicas = null, long? objectBytesMax = null,
-        bool rocksDb = false, TimeSpan? failureTimeout = null)
+        bool rocksDb = false, TimeSpan? failureTimeout = null, Func<int, Func<Uri, IRpcInvoker>?>? connect = null)
     {
-        var cluster = new InProcessCluster();
+        var cluster = new InProcessCluster { _connect = connect };
         var masterEngine = new MemoryEngine(new[] { EngineMasterStateStore.ColumnFamily });
         cluster.Master = new MasterService(new EngineMasterStateStore(masterEngine),
             new MasterOptions { ExpectNodes = nodes, Chains = chains, Replicas = replicas, FailureTimeout = failureTimeout ?? TimeSpan.FromSeconds(3) },
@@ -89,6 +90,8 @@ public sealed class InProcessCluster : IAsyncDisposable
             MasterAddress = MasterAddress,
             ObjectBytesMax = _objectBytesMax ?? Limits.ObjectBytesMaxDefault,
             HeartbeatInterval = TimeSpan.FromMilliseconds(100),
+            // Node i's channels to peers and the master (a seam for tests that hold traffic); null: real channels.
+            Connect = _connect?.Invoke(i),
         }, Loggers);
         var registry = new RpcServiceRegistry();
         node.Register(registry);
