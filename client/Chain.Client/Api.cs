@@ -13,12 +13,12 @@ public sealed record ChainClientOptions
     public int MaxAttempts { get; init; } = 16;
     public TimeSpan RetryBaseDelay { get; init; } = TimeSpan.FromMilliseconds(50);
     /// <summary>
-    /// Where reads go. <see cref="ReadTarget.Tail"/> (the default) is linearizable. <see cref="ReadTarget.AnyReplica"/>
-    /// sends each read to a random member of the chain: a correct node that is not the tail refuses it (not-tail) and
-    /// the client retries, so this only spreads load once replicas answer reads themselves; the consistency
-    /// harness uses it to show that a node answering uncommitted reads is caught.
+    /// Where reads (get, stat, list) go; both are linearizable. <see cref="ReadTarget.AnyReplica"/> spreads them over
+    /// the chain's members (CRAQ): a member serves an object it holds clean, and redirects the read to the tail
+    /// (read-at-tail, retried there at once) while a write of it is in flight. <see cref="ReadTarget.Tail"/> sends
+    /// every read to the tail.
     /// </summary>
-    public ReadTarget ReadFrom { get; init; } = ReadTarget.Tail;
+    public ReadTarget ReadFrom { get; init; } = ReadTarget.AnyReplica;
     /// <summary>
     /// Objects up to this size are stored inline on their key's chain (one update); larger ones are cut into chunks of
     /// this size, each stored on the chain its SHA-256 picks, then committed with a manifest. Default 4 MiB
@@ -37,7 +37,9 @@ public sealed record PutResult(string Bucket, string Key, long Size, string Sha2
 
 public enum ReadTarget
 {
+    /// <summary>Every read at the chain's tail.</summary>
     Tail,
+    /// <summary>Each read at a random member of the chain (CRAQ; never a syncing node), redirected to the tail when needed.</summary>
     AnyReplica,
 }
 

@@ -14,7 +14,7 @@ namespace Chain.Client;
 
 /// <summary>
 /// Client of a Chain cluster. Thread-safe; keep one per process and reuse it. Routes each key to its chain (writes to
-/// the head, reads to the tail) from a cached configuration of the master, refreshes that configuration when a node
+/// the head, reads to any member or the tail, see <see cref="ChainClientOptions.ReadFrom"/>) from a cached configuration of the master, refreshes that configuration when a node
 /// says it is stale, and retries transient failures within <see cref="ChainClientOptions.OperationTimeout"/> and
 /// <see cref="ChainClientOptions.MaxAttempts"/>.
 /// </summary>
@@ -677,7 +677,7 @@ public sealed partial class ChainClient : IAsyncDisposable, IDisposable
             state.ConfigVersion = snapshot.Version;
             if (snapshot.ChainCount != chains && snapshot.ChainCount != 0)
                 throw new ChainException($"the cluster went from {chains} to {snapshot.ChainCount} chains during the listing; list again");
-            var route = snapshot.RouteChain(chainId, write: false);
+            var route = snapshot.RouteChain(chainId, write: false, AnyReplica(state, write: false));
             var request = new ListRequest
             {
                 Routing = Routing(route),
@@ -707,8 +707,12 @@ public sealed partial class ChainClient : IAsyncDisposable, IDisposable
     {
         var snapshot = await _config.GetAsync(fresh: false, ct).ConfigureAwait(false);
         state.ConfigVersion = snapshot.Version;
-        return snapshot.RouteKey(bucket, key, write, _options.ReadFrom == ReadTarget.AnyReplica && !write);
+        return snapshot.RouteKey(bucket, key, write, AnyReplica(state, write));
     }
+
+    /// <summary>Whether this attempt's read may go to any member of the chain (CRAQ) rather than the tail.</summary>
+    private bool AnyReplica(OperationState state, bool write) =>
+        !write && _options.ReadFrom == ReadTarget.AnyReplica && !state.ReadAtTail;
 
     private CallOptions UnaryOptions(CancellationToken ct) => new() { Timeout = _options.AttemptTimeout, CancellationToken = ct };
 

@@ -86,6 +86,11 @@ public static class ErrorKinds
     public const string MissingChunk = "missing-chunk";
     /// <summary>This replica's copy failed verification (it is being repaired): read from another replica.</summary>
     public const string CorruptReplica = "corrupt-replica";
+    /// <summary>
+    /// CRAQ: a member other than the tail cannot serve this read (the object has a write the chain has not committed
+    /// yet, or a listing met unacknowledged writes): send the same read to the tail, at once, with the same table.
+    /// </summary>
+    public const string ReadAtTail = "read-at-tail";
 }
 
 public static class AdminMethods

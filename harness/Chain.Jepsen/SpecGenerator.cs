@@ -19,7 +19,7 @@ public sealed record SpecConstraints
     public TimeSpan OpTimeout { get; init; } = TimeSpan.FromSeconds(5);
     /// <summary>Whether the store has conditional puts (compare-and-set in the register workload).</summary>
     public bool CasSupported { get; init; } = true;
-    public ReadTarget ReadFrom { get; init; } = ReadTarget.Tail;
+    public ReadTarget ReadFrom { get; init; } = ReadTarget.AnyReplica;
     /// <summary>Test-only broken server modes (see <see cref="RunSpec.TestBreaks"/>).</summary>
     public string? TestBreaks { get; init; }
 }

@@ -30,9 +30,12 @@ internal sealed class SimClient
     private ClusterConfig? _config;
     private readonly SimLog _log;
     private int _clientId;
+    private readonly int _craqPercent;
 
-    public SimClient(SimProcess process, SimNetwork net, SimExecutor executor, History history, int clientId, SimLog log)
+    /// <param name="craqPercent">Per cent of reads sent to a random member of the chain (CRAQ) rather than the tail.</param>
+    public SimClient(SimProcess process, SimNetwork net, SimExecutor executor, History history, int clientId, SimLog log, int craqPercent = 0)
     {
+        _craqPercent = craqPercent;
         _log = log;
         _process = process;
         _net = net;
@@ -79,13 +82,14 @@ internal sealed class SimClient
         return _config;
     }
 
-    private static (ChainInfo Chain, string? Address) Route(ClusterConfig config, string key, bool head)
+    /// <summary>The key's chain and the address of its head (<paramref name="head"/>), its tail, or the member at <paramref name="member"/>.</summary>
+    private static (ChainInfo Chain, string? Address) Route(ClusterConfig config, string key, bool head, int? member = null)
     {
         uint chainId = Placement.ChainFor(SimCluster.Bucket, Encoding.UTF8.GetBytes(key), config.Chains.Count);
         ChainInfo chain = config.Chains[(int)chainId];
         if (chain.Nodes.Count == 0)
             return (chain, null);
-        string nodeId = head ? chain.Nodes[0] : chain.Nodes[^1];
+        string nodeId = head ? chain.Nodes[0] : member is { } m ? chain.Nodes[m % chain.Nodes.Count] : chain.Nodes[^1];
         return (chain, config.Nodes.FirstOrDefault(n => n.Node.NodeId == nodeId)?.Node.Address);
     }
 
@@ -189,21 +193,28 @@ internal sealed class SimClient
         await put.ResponseAsync;
     }
 
-    /// <summary>A get at the tail; not found reads as null. Unknown outcomes are recorded as info (the checker drops them).</summary>
+    /// <summary>
+    /// A get at the tail, or (CRAQ, <see cref="_craqPercent"/> of reads) at a random member, which may redirect it to
+    /// the tail (read-at-tail: retried there at once, same table); not found reads as null. Unknown outcomes are
+    /// recorded as info (the checker drops them).
+    /// </summary>
     public async Task<bool> ReadAsync(string key)
     {
         long call = _executor.Now;
         long deadline = call + OperationBudget.Ticks;
         bool refresh = false;
+        bool atTail = _craqPercent == 0 || _executor.Random.Next(100) >= _craqPercent;
+        bool redirected = false;
         for (int attempt = 0; attempt < AttemptsMax && _executor.Now < deadline; attempt++)
         {
-            if (attempt > 0)
+            if (attempt > 0 && !redirected)
                 await BackoffAsync(attempt);
-            ClusterConfig? config = await ConfigAsync(refresh);
+            ClusterConfig? config = await ConfigAsync(refresh && !redirected);
             refresh = true;
+            redirected = false;
             if (config is null || config.Chains.Count == 0)
                 continue;
-            (ChainInfo chain, string? address) = Route(config, key, head: false);
+            (ChainInfo chain, string? address) = Route(config, key, head: false, atTail ? null : _executor.Random.Next(1000));
             if (address is null)
                 continue;
             try
@@ -216,6 +227,11 @@ internal sealed class SimClient
             {
                 Record(key, OpKind.Read, null, null, call, OpStatus.Ok);
                 return true;
+            }
+            catch (RpcException e) when (!atTail && e.Trailers.TryGetValue(ErrorTrailers.Kind, out string? kind) && kind == ErrorKinds.ReadAtTail)
+            {
+                atTail = true;
+                redirected = true;
             }
             catch (RpcException)
             {

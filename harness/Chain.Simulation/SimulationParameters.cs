@@ -32,6 +32,8 @@ public sealed record SimulationParameters
     public int LatencyMaxMs { get; init; } = 5;
     /// <summary>Upper bound of one engine write's latency.</summary>
     public int DiskLatencyMaxMs { get; init; } = 2;
+    /// <summary>Per cent of the workload's reads sent to a random member of the chain (CRAQ) instead of the tail.</summary>
+    public int CraqPercent { get; init; }
     /// <summary>Record the nodes' and master's own log lines (for replaying one seed).</summary>
     public bool Verbose { get; init; }
 
@@ -43,6 +45,8 @@ public sealed record SimulationParameters
             throw new ArgumentException("invalid workload shape");
         if (LatencyMaxMs < 0 || DiskLatencyMaxMs < 0 || ThinkMaxMs < 0)
             throw new ArgumentException("latencies must not be negative");
+        if (CraqPercent is < 0 or > 100)
+            throw new ArgumentException("the CRAQ read share is a percentage");
     }
 
     /// <summary>Parses the key=value form <see cref="ToString"/> prints (unknown words are ignored), for replays.</summary>
@@ -76,6 +80,7 @@ public sealed record SimulationParameters
                 "disk-errors" => p with { DiskErrorPermille = v },
                 "latency" => p with { LatencyMaxMs = v },
                 "disk" => p with { DiskLatencyMaxMs = v },
+                "craq" => p with { CraqPercent = v },
                 _ => p,
             };
         }
@@ -85,5 +90,5 @@ public sealed record SimulationParameters
     public override string ToString() =>
         $"seed={Seed} nodes={Nodes} chains={Chains} replicas={Replicas} clients={Clients} keys={Keys} ops={OpsPerClient} think={ThinkMaxMs}ms " +
         $"crash={CrashPercent}% partition={PartitionPercent}% drop={DropPercent}% pause={PausePercent}% master-crash={MasterCrashPercent}% " +
-        $"disk-errors={DiskErrorPermille}‰ latency={LatencyMaxMs}ms disk={DiskLatencyMaxMs}ms";
+        $"disk-errors={DiskErrorPermille}‰ latency={LatencyMaxMs}ms disk={DiskLatencyMaxMs}ms" + (CraqPercent > 0 ? $" craq={CraqPercent}%" : "");
 }

@@ -83,7 +83,7 @@ public static class Simulator
             {
                 int index = c;
                 SimProcess process = executor.NewProcess($"client{c}");
-                var client = new SimClient(process, net, executor, history, history.NextClientId++, log);
+                var client = new SimClient(process, net, executor, history, history.NextClientId++, log, parameters.CraqPercent);
                 _ = process.Spawn(async () =>
                 {
                     try

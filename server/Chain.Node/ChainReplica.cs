@@ -47,7 +47,8 @@ internal sealed record ChainRole(uint ChainId, ulong Epoch, int Position, int Le
 {
     /// <summary>Head of the chain (a syncing node is not a member: neither head nor tail).</summary>
     public bool IsHead => Position == 0 && !Syncing;
-    public bool IsTail => Position == Length - 1 && !Syncing;
+    /// <summary>The chain's last member: the end of the line, or the node a syncing (not yet member) node copies from.</summary>
+    public bool IsTail => !Syncing && (Position == Length - 1 || SuccessorSyncing);
 }
 
 /// <summary>
@@ -94,6 +95,14 @@ internal sealed class ChainReplica : IAsyncDisposable
     // store (which has everything durable), this is the object's state as of the last sequenced update, the
     // state conditional writes are decided against at the head. Guarded by _gate.
     private readonly Dictionary<string, (ulong Seq, bool Exists)> _unapplied = new(StringComparer.Ordinal);
+    // CRAQ: per object, how many of its writes and deletes are queued or durable here but not yet acknowledged by
+    // the rest of the chain (added when sequenced or accepted, removed when acknowledged). An object with none is
+    // clean: this node's durable record of it is committed. Bounded like the Sent list and the apply queue.
+    // Guarded by _gate.
+    private readonly Dictionary<string, int> _dirty = new(StringComparer.Ordinal);
+    // Durable updates this replica found in its store when it started (or got in a bulk copy) carry no dirty
+    // marks: until the chain's acknowledgement reaches this sequence number every object counts as dirty.
+    private ulong _dirtyFloor;
     // Syncing (joining) node: whether the bulk copy or catch-up from the predecessor completed, and the
     // predecessor's durable sequence number as last reported. Both belong to the current epoch only: they are
     // reset when the epoch changes and set only by a stream of the current epoch whose hello was received under
@@ -131,6 +140,7 @@ internal sealed class ChainReplica : IAsyncDisposable
         _log = log;
         _durableSeq = store.LoadApplied(role.ChainId);
         _lastEnqueuedSeq = _durableSeq;
+        _dirtyFloor = _durableSeq;
         DurableAdvanced = new AsyncSignal(options.SignalContinuations);
         AckAdvanced = new AsyncSignal(options.SignalContinuations);
         _ackedSeq = role.Successor is null ? _durableSeq : 0;
@@ -284,16 +294,62 @@ internal sealed class ChainReplica : IAsyncDisposable
 
     private static string ObjectSlot(string bucket, ReadOnlySpan<byte> key) => bucket + "\0" + Convert.ToHexString(key);
 
+    private static string? ObjectSlotOf(Update update) => update.OpCase switch
+    {
+        Update.OpOneofCase.Object => ObjectSlot(update.Object.Meta.Bucket, update.Object.Meta.Key.Span),
+        Update.OpOneofCase.Delete => ObjectSlot(update.Delete.Bucket, update.Delete.Key.Span),
+        _ => null,
+    };
+
+    /// <summary>Records a newly sequenced or accepted update: newest unapplied state of its object, and one more dirty mark.</summary>
     private void TrackUnappliedLocked(Update update)
     {
-        switch (update.OpCase)
+        if (ObjectSlotOf(update) is not { } slot)
+            return;
+        _unapplied[slot] = (update.Seq, update.OpCase == Update.OpOneofCase.Object);
+        _dirty[slot] = _dirty.GetValueOrDefault(slot) + 1;
+    }
+
+    /// <summary>The rest of the chain acknowledged the update: one dirty mark of its object fewer.</summary>
+    private void ForgetDirtyLocked(Update update)
+    {
+        if (ObjectSlotOf(update) is not { } slot || !_dirty.TryGetValue(slot, out int marks))
+            return;
+        if (marks <= 1)
+            _dirty.Remove(slot);
+        else
+            _dirty[slot] = marks - 1;
+    }
+
+    /// <summary>
+    /// CRAQ: whether this replica's durable record of the object is committed, so a read may be served from it here.
+    /// Always at the tail (what it holds durably is what the chain committed); elsewhere when no write or delete of
+    /// the object is queued or durable here without the chain's acknowledgement. Check it after reading the
+    /// record: a record read before a clean check is committed by the time of the check.
+    /// </summary>
+    public bool IsClean(string bucket, ReadOnlySpan<byte> key)
+    {
+        lock (_gate)
+            return _role.IsTail || (_ackedSeq >= _dirtyFloor && !_dirty.ContainsKey(ObjectSlot(bucket, key)));
+    }
+
+    /// <summary>CRAQ, for listings: whether everything queued or durable here is acknowledged by the chain (always at the tail).</summary>
+    public bool IsAllClean
+    {
+        get
         {
-            case Update.OpOneofCase.Object:
-                _unapplied[ObjectSlot(update.Object.Meta.Bucket, update.Object.Meta.Key.Span)] = (update.Seq, true);
-                break;
-            case Update.OpOneofCase.Delete:
-                _unapplied[ObjectSlot(update.Delete.Bucket, update.Delete.Key.Span)] = (update.Seq, false);
-                break;
+            lock (_gate)
+                return _role.IsTail || (_ackedSeq >= _lastEnqueuedSeq && _ackedSeq >= _dirtyFloor);
+        }
+    }
+
+    /// <summary>Number of objects with unacknowledged updates here (diagnostics and tests).</summary>
+    public int DirtyObjects
+    {
+        get
+        {
+            lock (_gate)
+                return _dirty.Count;
         }
     }
 
@@ -303,12 +359,7 @@ internal sealed class ChainReplica : IAsyncDisposable
             return;
         foreach (PendingUpdate p in group)
         {
-            string? slot = p.Update.OpCase switch
-            {
-                Update.OpOneofCase.Object => ObjectSlot(p.Update.Object.Meta.Bucket, p.Update.Object.Meta.Key.Span),
-                Update.OpOneofCase.Delete => ObjectSlot(p.Update.Delete.Bucket, p.Update.Delete.Key.Span),
-                _ => null,
-            };
+            string? slot = ObjectSlotOf(p.Update);
             // Only when no newer update of the same object is still queued.
             if (slot is not null && _unapplied.TryGetValue(slot, out var entry) && entry.Seq == p.Seq)
                 _unapplied.Remove(slot);
@@ -486,6 +537,7 @@ internal sealed class ChainReplica : IAsyncDisposable
             while (_sent.First is { } first && first.Value.Seq <= candidate)
             {
                 (done ??= new()).Add(first.Value);
+                ForgetDirtyLocked(first.Value.Update);
                 _sent.RemoveFirst();
             }
             acked = candidate;
@@ -926,6 +978,8 @@ internal sealed class ChainReplica : IAsyncDisposable
             Interlocked.Exchange(ref _ackedSeq, 0);
             _sent.Clear();
             _unapplied.Clear();
+            _dirty.Clear();
+            _dirtyFloor = 0;
         }
     }
 
@@ -967,6 +1021,7 @@ internal sealed class ChainReplica : IAsyncDisposable
         lock (_gate)
         {
             _lastEnqueuedSeq = seq;
+            _dirtyFloor = seq;
             Interlocked.Exchange(ref _durableSeq, seq);
             _syncComplete = StreamIsCurrentLocked(epoch) && seq >= _helloCommittedSeq;
         }

@@ -10,7 +10,10 @@ using Microsoft.Extensions.Logging;
 
 namespace Chain.Node;
 
-/// <summary>The client API: writes at the head, reads at the tail. Validates everything a client can get wrong.</summary>
+/// <summary>
+/// The client API: writes at the head; reads at any member (CRAQ: the tail, or another member for objects it holds
+/// clean, else redirected to the tail). Validates everything a client can get wrong.
+/// </summary>
 internal sealed class StoreService
 {
     private readonly StorageNode _node;
@@ -35,7 +38,12 @@ internal sealed class StoreService
 
     // ---------------- routing and validation ----------------
 
-    private enum Position { Head, Tail }
+    private enum Position { Head, Read }
+
+    /// <summary>How long a member waits for the tail's committed version of a dirty object before redirecting the read.</summary>
+    private static readonly TimeSpan TailCheckTimeout = TimeSpan.FromSeconds(1);
+
+    private bool DirtyReadsBreak => (_node.Options.TestBreaks & TestBreaks.DirtyReads) != 0;
 
     private async Task<ChainReplica> RouteAsync(Routing? routing, string bucket, ReadOnlyMemory<byte>? key, Position position)
     {
@@ -76,14 +84,14 @@ internal sealed class StoreService
             throw NodeErrors.StaleEpoch(routing.ChainId, routing.Epoch, role.Epoch);
         if (position == Position.Head && !role.IsHead)
             throw NodeErrors.Kind(StatusCode.FailedPrecondition, ErrorKinds.NotHead, $"node {_node.NodeId} is not the head of chain {routing.ChainId}", role.Epoch);
-        // Test break: any replica answers reads from whatever it holds, without the tail, lease and promotion checks.
-        bool dirtyReads = (_node.Options.TestBreaks & TestBreaks.DirtyReads) != 0;
-        if (position == Position.Tail && !dirtyReads)
+        // Reads: any member (never a syncing node) with a read lease, past any promotion wait; whether the object is
+        // clean here is decided by the read itself. Test break: any replica answers reads from whatever it holds,
+        // without the membership, lease, promotion and clean checks.
+        if (position == Position.Read && !DirtyReadsBreak)
         {
-            if (!role.IsTail)
-                throw NodeErrors.Kind(StatusCode.FailedPrecondition, ErrorKinds.NotTail, $"node {_node.NodeId} is not the tail of chain {routing.ChainId}", role.Epoch);
-            if (!_node.HasReadLease)
-                throw NodeErrors.NotReady($"node {_node.NodeId} holds no read lease from the master; it may have been replaced as tail");
+            if (role.Syncing)
+                throw NodeErrors.Kind(StatusCode.FailedPrecondition, ErrorKinds.NotTail, $"node {_node.NodeId} is still syncing chain {routing.ChainId} and serves no reads", role.Epoch);
+            RequireReadLease(replica, routing);
             if (!replica.ReadsAllowed)
                 throw NodeErrors.NotReady($"node {_node.NodeId} just became the tail of chain {routing.ChainId} and is still applying its predecessor's updates");
         }
@@ -427,12 +435,80 @@ internal sealed class StoreService
         }
     }
 
-    // ---------------- reads (tail) ----------------
+    // ---------------- reads (any member, CRAQ) ----------------
+
+    /// <summary>
+    /// A member serves reads only while it holds a read lease (the master cannot have removed it yet, so every
+    /// committed write went through it) and still runs the request's epoch. Checked when routing and again after
+    /// the data was read.
+    /// </summary>
+    private void RequireReadLease(ChainReplica replica, Routing routing)
+    {
+        if (!_node.HasReadLease)
+            throw NodeErrors.NotReady($"node {_node.NodeId} holds no read lease from the master; it may have been removed from chain {routing.ChainId}");
+        ulong epoch = replica.Role.Epoch;
+        if (epoch != routing.Epoch)
+            throw NodeErrors.StaleEpoch(routing.ChainId, routing.Epoch, epoch);
+    }
+
+    private static RpcException ReadAtTail(uint chainId, ulong epoch, string why) =>
+        NodeErrors.Kind(StatusCode.FailedPrecondition, ErrorKinds.ReadAtTail, $"{why}; read it at the tail of chain {chainId}", epoch);
+
+    /// <summary>
+    /// The object's record as a linearizable read sees it (null: absent). Read from the local store first; then, if
+    /// the object is clean here (no unacknowledged write of it; always at the tail), that record is committed.
+    /// Otherwise the tail says which version it has committed: if that is the local one (only the acknowledgement
+    /// has not arrived yet) it is served, else the read is redirected to the tail (read-at-tail).
+    /// </summary>
+    private async Task<ObjectMeta?> ReadObjectAsync(ChainReplica replica, Routing routing, string bucket, ByteString key, CancellationToken ct)
+    {
+        ObjectMeta? meta = _node.Store.GetObject(replica.ChainId, bucket, key.Span);
+        if (DirtyReadsBreak)
+            return meta;
+        if (replica.IsClean(bucket, key.Span))
+        {
+            RequireReadLease(replica, routing);
+            return meta;
+        }
+        ulong committed = await CommittedVersionAtTailAsync(routing, bucket, key, ct);
+        if (committed != (meta?.Version ?? 0))
+            throw ReadAtTail(routing.ChainId, routing.Epoch, $"'{bucket}/{KeyText(key)}' has a write on node {_node.NodeId} that the chain has not committed yet");
+        return meta;
+    }
+
+    /// <summary>
+    /// The version of the object the tail of the request's chain and epoch has committed (0: absent), asked through
+    /// the node's own peer channels. Any failure (tail unreachable, slow, refusing) is a read-at-tail redirect.
+    /// </summary>
+    private async Task<ulong> CommittedVersionAtTailAsync(Routing routing, string bucket, ByteString key, CancellationToken ct)
+    {
+        ClusterConfig? config = _node.Config;
+        ChainInfo? chain = config is not null && routing.ChainId < config.Chains.Count ? config.Chains[(int)routing.ChainId] : null;
+        string? tailId = chain is not null && chain.Epoch == routing.Epoch && chain.Nodes.Count > 0 ? chain.Nodes[^1] : null;
+        NodeInfo? tail = tailId is null || tailId == _node.NodeId ? null : config!.Nodes.FirstOrDefault(n => n.Node?.NodeId == tailId)?.Node;
+        if (tail is null || !Uri.TryCreate(tail.Address, UriKind.Absolute, out Uri? address))
+            throw ReadAtTail(routing.ChainId, routing.Epoch, $"node {_node.NodeId} cannot ask the tail about '{bucket}/{KeyText(key)}'");
+        try
+        {
+            StatResponse response = await _node.Channel(address).UnaryAsync(StoreMethods.Stat,
+                new StatRequest { Routing = routing, Bucket = bucket, Key = key },
+                new CallOptions { Timeout = TailCheckTimeout, CancellationToken = ct });
+            return response.Meta?.Version ?? 0;
+        }
+        catch (RpcException e) when (e.Trailers.TryGetValue(ErrorTrailers.Kind, out string? kind) && kind == ErrorKinds.NoSuchKey)
+        {
+            return 0;
+        }
+        catch (RpcException e)
+        {
+            throw ReadAtTail(routing.ChainId, routing.Epoch, $"the tail {tailId} did not confirm the committed version of '{bucket}/{KeyText(key)}' ({e.Status})");
+        }
+    }
 
     private async Task GetAsync(GetRequest request, IStreamWriter<GetResponse> responses, ServerCallContext context)
     {
-        ChainReplica replica = await RouteAsync(request.Routing, request.Bucket, request.Key.Memory, Position.Tail);
-        ObjectMeta meta = _node.Store.GetObject(replica.ChainId, request.Bucket, request.Key.Span)
+        ChainReplica replica = await RouteAsync(request.Routing, request.Bucket, request.Key.Memory, Position.Read);
+        ObjectMeta meta = await ReadObjectAsync(replica, request.Routing, request.Bucket, request.Key, context.CancellationToken)
             ?? throw NodeErrors.NoSuchKey(request.Bucket, KeyText(request.Key));
         await responses.WriteAsync(new GetResponse { Meta = meta }, context.CancellationToken);
         // A distributed object's chunks live on other chains: the client fetches them itself (GetChunk).
@@ -469,8 +545,8 @@ internal sealed class StoreService
 
     private async Task<StatResponse> StatAsync(StatRequest request, ServerCallContext context)
     {
-        ChainReplica replica = await RouteAsync(request.Routing, request.Bucket, request.Key.Memory, Position.Tail);
-        ObjectMeta meta = _node.Store.GetObject(replica.ChainId, request.Bucket, request.Key.Span)
+        ChainReplica replica = await RouteAsync(request.Routing, request.Bucket, request.Key.Memory, Position.Read);
+        ObjectMeta meta = await ReadObjectAsync(replica, request.Routing, request.Bucket, request.Key, context.CancellationToken)
             ?? throw NodeErrors.NoSuchKey(request.Bucket, KeyText(request.Key));
         meta.Chunks.Clear();
         return new StatResponse { Meta = meta };
@@ -478,11 +554,18 @@ internal sealed class StoreService
 
     private async Task<ListResponse> ListAsync(ListRequest request, ServerCallContext context)
     {
-        ChainReplica replica = await RouteAsync(request.Routing, request.Bucket, key: null, Position.Tail);
+        ChainReplica replica = await RouteAsync(request.Routing, request.Bucket, key: null, Position.Read);
         if (request.Prefix.Length > Limits.KeyBytesMax || request.StartAfter.Length > Limits.KeyBytesMax)
             throw NodeErrors.InvalidKey($"prefix and start-after must be at most {Limits.KeyBytesMax} bytes");
         int limit = request.Limit == 0 ? Limits.ListLimitMax : (int)Math.Min(request.Limit, (uint)Limits.ListLimitMax);
         List<ObjectMeta> objects = _node.Store.List(replica.ChainId, request.Bucket, request.Prefix.Span, request.StartAfter.Span, limit, out bool truncated);
+        if (!DirtyReadsBreak)
+        {
+            // A listing spans many objects: a member other than the tail serves it only with nothing unacknowledged.
+            if (!replica.IsAllClean)
+                throw ReadAtTail(replica.ChainId, request.Routing.Epoch, $"node {_node.NodeId} holds writes the chain has not committed yet");
+            RequireReadLease(replica, request.Routing);
+        }
         var response = new ListResponse { Truncated = truncated };
         response.Objects.AddRange(objects);
         return response;

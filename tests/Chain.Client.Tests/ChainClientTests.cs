@@ -15,13 +15,15 @@ public class ChainClientTests
         public void Report(long value) => Values.Add(value);
     }
 
-    private static ChainClient Client(FakeTransport fake, int maxAttempts = 5, double timeoutSeconds = 20) =>
+    private static ChainClient Client(FakeTransport fake, int maxAttempts = 5, double timeoutSeconds = 20, ReadTarget readFrom = ReadTarget.AnyReplica,
+        TimeSpan? retryBaseDelay = null) =>
         new(new ChainClientOptions
         {
             Master = FakeTransport.Master,
             MaxAttempts = maxAttempts,
-            RetryBaseDelay = TimeSpan.FromMilliseconds(1),
+            RetryBaseDelay = retryBaseDelay ?? TimeSpan.FromMilliseconds(1),
             OperationTimeout = TimeSpan.FromSeconds(timeoutSeconds),
+            ReadFrom = readFrom,
         }, fake);
 
     private static int ChainOf(string bucket, string key, int chains) => (int)Placement.ChainFor(bucket, Encoding.UTF8.GetBytes(key), chains);
@@ -315,6 +317,56 @@ public class ChainClientTests
         Assert.Equal(2, fake.ConfigFetches);
     }
 
+    // ------------------------------------------------------------------ CRAQ routing
+
+    [Fact]
+    public async Task Reads_spread_over_the_members_and_a_read_at_tail_redirect_goes_to_the_tail_at_once_without_a_refresh()
+    {
+        var fake = new FakeTransport { ConfigSource = () => FakeTransport.Cluster(chains: 1, replicas: 3) };
+        Uri tail = FakeTransport.Address(2);
+        fake.Unary = (address, _, _) => address == tail
+            ? new StatResponse { Meta = TestData.Meta("k") }
+            : throw FakeTransport.Error(StatusCode.FailedPrecondition, ErrorKinds.ReadAtTail);
+        // A backoff would take far longer than the deadline: only an immediate retry can succeed.
+        using var client = Client(fake, timeoutSeconds: 5, retryBaseDelay: TimeSpan.FromSeconds(30));
+
+        const int reads = 30;
+        for (int i = 0; i < reads; i++)
+            await client.StatAsync("bkt", "k");
+
+        var addresses = fake.CallsTo("Stat").Select(c => c.Address).ToList();
+        Assert.Equal(1, fake.ConfigFetches);
+        // Every attempt at another member was followed by one at the tail; each read ended at the tail.
+        int redirected = addresses.Count(a => a != tail);
+        Assert.Equal(reads + redirected, addresses.Count);
+        for (int i = 0; i < addresses.Count; i++)
+        {
+            if (addresses[i] != tail)
+                Assert.Equal(tail, addresses[i + 1]);
+        }
+        // The first attempts went to more than one member (all 30 at one of three by chance: 3 * 3^-30).
+        Assert.True(redirected > 0 && redirected < reads, $"{redirected} of {reads} reads went to the head or middle first");
+        Assert.Contains(FakeTransport.Address(0), addresses);
+        Assert.Contains(FakeTransport.Address(1), addresses);
+    }
+
+    [Fact]
+    public async Task Reads_from_the_tail_only_never_go_elsewhere_and_a_second_redirect_refreshes_the_config()
+    {
+        var fake = new FakeTransport { ConfigSource = () => FakeTransport.Cluster(chains: 1, replicas: 3) };
+        int calls = 0;
+        fake.Unary = (_, _, _) => ++calls <= 2
+            ? throw FakeTransport.Error(StatusCode.FailedPrecondition, ErrorKinds.ReadAtTail)
+            : new StatResponse { Meta = TestData.Meta("k") };
+        using var client = Client(fake, readFrom: ReadTarget.Tail);
+
+        await client.StatAsync("bkt", "k");
+
+        Assert.All(fake.CallsTo("Stat"), c => Assert.Equal(FakeTransport.Address(2), c.Address));
+        Assert.Equal(3, fake.CallsTo("Stat").Count());
+        Assert.Equal(2, fake.ConfigFetches);
+    }
+
     // ------------------------------------------------------------------ stat, delete
 
     [Fact]
@@ -420,7 +472,7 @@ public class ChainClientTests
             response.Objects.AddRange(matching.Take(4).Select(k => TestData.Meta(Encoding.UTF8.GetString(k))));
             return response;
         };
-        using var client = Client(fake);
+        using var client = Client(fake, readFrom: ReadTarget.Tail);
 
         var listed = new List<string>();
         await foreach (var info in client.ListAsync("bkt", prefix: "photos/", startAfter: "photos/09"))

@@ -12,6 +12,8 @@ public class ErrorClassifierTests
         { StatusCode.FailedPrecondition, ErrorKinds.StaleEpoch, nameof(FailureAction.RefreshAndRetryFast), null },
         { StatusCode.FailedPrecondition, ErrorKinds.NotHead, nameof(FailureAction.RefreshAndRetryFast), null },
         { StatusCode.FailedPrecondition, ErrorKinds.NotTail, nameof(FailureAction.RefreshAndRetryFast), null },
+        // CRAQ redirect: the same read at the tail, with the same config.
+        { StatusCode.FailedPrecondition, ErrorKinds.ReadAtTail, nameof(FailureAction.RetryAtTail), null },
         // Not ready: back off (and refresh); the kind decides even under another status.
         { StatusCode.Unavailable, ErrorKinds.NotReady, nameof(FailureAction.RefreshAndRetry), null },
         { StatusCode.FailedPrecondition, ErrorKinds.NotReady, nameof(FailureAction.RefreshAndRetry), null },

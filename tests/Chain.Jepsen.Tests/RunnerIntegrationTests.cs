@@ -1,4 +1,5 @@
 using System.Text;
+using Chain.Client;
 using Chain.Consistency;
 using Chain.Harness.Faults;
 using Xunit.Abstractions;
@@ -22,12 +23,16 @@ public sealed class RunnerIntegrationTests : IDisposable
         Log = new OutputWriter(_output),
     };
 
-    [Fact]
-    public async Task A_register_run_with_kill_pause_and_master_kill_is_valid()
+    [Theory]
+    // CRAQ (the default): reads at any member of the chain, redirected to the tail for objects with writes in flight.
+    [InlineData(ReadTarget.AnyReplica)]
+    [InlineData(ReadTarget.Tail)]
+    public async Task A_register_run_with_kill_pause_and_master_kill_is_valid(ReadTarget readFrom)
     {
         var spec = new RunSpec
         {
             Seed = 11,
+            ReadFrom = readFrom,
             Workload = Workload.Register,
             Clients = 4,
             Keys = 3,

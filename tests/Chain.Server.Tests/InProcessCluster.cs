@@ -30,6 +30,7 @@ public sealed class InProcessCluster : IAsyncDisposable
     private Task _detector = Task.CompletedTask;
     private readonly List<IAsyncDisposable> _disposables = new();
     private readonly List<string> _tempDirs = new();
+    private Func<int, Func<Uri, IRpcInvoker>?>? _connect;
 
     private InProcessCluster()
     {
@@ -42,9 +43,9 @@ public sealed class InProcessCluster : IAsyncDisposable
     public List<Uri> NodeAddresses { get; } = new();
 
     public static async Task<InProcessCluster> StartAsync(int nodes = 3, int? chains = null, int? replicas = null, long? objectBytesMax = null,
-        bool rocksDb = false, TimeSpan? failureTimeout = null, TimeSpan? chunkGcGrace = null)
+        bool rocksDb = false, TimeSpan? failureTimeout = null, Func<int, Func<Uri, IRpcInvoker>?>? connect = null, TimeSpan? chunkGcGrace = null)
     {
-        var cluster = new InProcessCluster { _chunkGcGrace = chunkGcGrace ?? NodeOptionsDefaults.ChunkGcGrace };
+        var cluster = new InProcessCluster { _connect = connect, _chunkGcGrace = chunkGcGrace ?? NodeOptionsDefaults.ChunkGcGrace };
         var masterEngine = new MemoryEngine(new[] { EngineMasterStateStore.ColumnFamily });
         cluster.Master = new MasterService(new EngineMasterStateStore(masterEngine),
             new MasterOptions { ExpectNodes = nodes, Chains = chains, Replicas = replicas, FailureTimeout = failureTimeout ?? TimeSpan.FromSeconds(3) },
@@ -91,6 +92,8 @@ public sealed class InProcessCluster : IAsyncDisposable
             ObjectBytesMax = _objectBytesMax ?? Limits.ObjectBytesMaxDefault,
             HeartbeatInterval = TimeSpan.FromMilliseconds(100),
             ChunkGcGrace = _chunkGcGrace,
+            // Node i's channels to peers and the master (a seam for tests that hold traffic); null: real channels.
+            Connect = _connect?.Invoke(i),
         }, Loggers);
         var registry = new RpcServiceRegistry();
         node.Register(registry);

@@ -60,7 +60,7 @@ public class SimulationTests(ITestOutputHelper output)
     private static int Env(string name, int fallback) =>
         int.TryParse(Environment.GetEnvironmentVariable(name), out int value) ? value : fallback;
 
-    private void CheckSchedules(int count, int opsMax, int parallelism)
+    private void CheckSchedules(int count, int opsMax, int parallelism, int craqPercent = 0)
     {
         long runs = 0;
         long steps = 0;
@@ -75,6 +75,8 @@ public class SimulationTests(ITestOutputHelper output)
         Gen<SimulationParameters> schedules = shape is null
             ? Schedules(opsMax)
             : Gen.Choose(0, int.MaxValue).Select(seed => SimulationParameters.Parse(shape) with { Seed = seed });
+        if (craqPercent > 0)
+            schedules = schedules.Select(p => p with { CraqPercent = craqPercent });
         Property property = Prop.ForAll(Arb.From(schedules, Shrink), (SimulationParameters parameters) =>
         {
             SimulationResult result = Simulator.Run(parameters);
@@ -121,6 +123,14 @@ public class SimulationTests(ITestOutputHelper output)
     [Fact]
     public void ThousandsOfSchedulesAreValid() =>
         CheckSchedules(Env("CHAIN_SIM_SCHEDULES", 3000), opsMax: 6, parallelism: Env("CHAIN_SIM_PARALLEL", 2));
+
+    /// <summary>
+    /// The CI tier with CRAQ reads: most reads go to a random member of the chain, which serves clean objects itself
+    /// and redirects the rest to the tail (CHAIN_SIM_CRAQ_SCHEDULES overrides the count).
+    /// </summary>
+    [Fact]
+    public void CraqSchedulesAreValid() =>
+        CheckSchedules(Env("CHAIN_SIM_CRAQ_SCHEDULES", 1000), opsMax: 6, parallelism: Env("CHAIN_SIM_PARALLEL", 2), craqPercent: 80);
 
     /// <summary>Longer workloads, more faults per run.</summary>
     [Fact]

@@ -92,9 +92,9 @@ internal static class CheckCommand
         }
         ReadTarget readFrom = command.Option("read-from") switch
         {
-            null or "tail" => ReadTarget.Tail,
-            "any" => ReadTarget.AnyReplica,
-            var other => throw new UsageException($"--read-from must be tail or any, not '{other}'", command.Name),
+            null or "any" => ReadTarget.AnyReplica,
+            "tail" => ReadTarget.Tail,
+            var other => throw new UsageException($"--read-from must be any or tail, not '{other}'", command.Name),
         };
         int? seconds = command.IntOption("time", null, 1, 24 * 3600);
         return new SpecConstraints

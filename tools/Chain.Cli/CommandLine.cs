@@ -104,7 +104,7 @@ public static class CommandLine
                 new OptionSpec("out", "DIR", "where run directories go (default: $TMPDIR/chain-check)"),
                 new OptionSpec("nodes", "N", "storage nodes (default 3)"),
                 new OptionSpec("spec", "FILE", "replay a spec.json written by an earlier run (other spec options are ignored)"),
-                new OptionSpec("read-from", "TARGET", "tail (default) or any: send reads to any replica (to see the checkers catch it)"),
+                new OptionSpec("read-from", "TARGET", "any (default: any member of the chain, CRAQ) or tail (every read at the tail)"),
                 new OptionSpec("check-budget", "SECONDS", "time budget of the linearizability search (default 30)"),
                 new OptionSpec("break", "MODES", "test only: start the nodes with --unsafe-test-break MODES (dirty-reads, ack-before-tail) to see the checkers catch it"),
             }),

@@ -40,7 +40,7 @@ internal sealed class ClusterSnapshot
     public ulong Version => Config.Version;
     public int ChainCount => _chainsById.Length;
 
-    /// <summary>Writes go to the head of the key's chain, reads to its tail.</summary>
+    /// <summary>Writes go to the head of the key's chain, reads to its tail or, with <paramref name="anyReplica"/>, to a random member (never a syncing node).</summary>
     public Route RouteKey(string bucket, ReadOnlySpan<byte> key, bool write, bool anyReplica = false)
     {
         if (ChainCount == 0)

@@ -13,6 +13,8 @@ internal enum FailureAction
     RefreshAndRetry,
     /// <summary>The routing was wrong (stale epoch, not head, not tail): refresh the config and retry at once.</summary>
     RefreshAndRetryFast,
+    /// <summary>A member other than the tail could not serve the read (read-at-tail): retry it at the tail at once, same config.</summary>
+    RetryAtTail,
 }
 
 internal readonly record struct Decision(FailureAction Action, Exception? Error)
@@ -50,6 +52,8 @@ internal static class ErrorClassifier
                 return new Decision(FailureAction.RefreshAndRetryFast, null);
             case ErrorKinds.NotReady:
                 return new Decision(FailureAction.RefreshAndRetry, null);
+            case ErrorKinds.ReadAtTail:
+                return new Decision(FailureAction.RetryAtTail, null);
             case ErrorKinds.NoSuchBucket:
                 return Fail(new BucketNotFoundException(bucket));
             case ErrorKinds.NoSuchKey:

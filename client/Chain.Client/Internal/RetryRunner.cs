@@ -78,6 +78,8 @@ internal sealed class OperationState(OperationDeadline deadline)
     public ulong? ConfigVersion { get; set; }
     /// <summary>The failure of the previous transient attempt.</summary>
     public Exception? LastError { get; internal set; }
+    /// <summary>A member redirected this read to the tail (read-at-tail): the remaining attempts read at the tail.</summary>
+    public bool ReadAtTail { get; internal set; }
 }
 
 /// <summary>Carries a transient failure through the Polly pipeline (the only exception it retries).</summary>
@@ -168,9 +170,22 @@ internal sealed class RetryRunner
                         throw decision.Error!;
                     }
                     state.LastError = ex;
-                    if (decision.RefreshConfig)
+                    FailureAction action = decision.Action;
+                    if (action == FailureAction.RetryAtTail)
+                    {
+                        if (!state.ReadAtTail)
+                        {
+                            // CRAQ redirect: the same read at the tail, now, with the same table.
+                            state.ReadAtTail = true;
+                            previousWasRouting = false;
+                            throw new TransientFailure(ex, immediate: true);
+                        }
+                        // Redirected again although it went to the tail: the table is stale.
+                        action = FailureAction.RefreshAndRetryFast;
+                    }
+                    if (decision.RefreshConfig || action == FailureAction.RefreshAndRetryFast)
                         _invalidateConfig?.Invoke(state.ConfigVersion);
-                    bool routing = decision.Action == FailureAction.RefreshAndRetryFast;
+                    bool routing = action == FailureAction.RefreshAndRetryFast;
                     bool immediate = routing && !previousWasRouting;
                     previousWasRouting = routing;
                     throw new TransientFailure(ex, immediate);
