@@ -5,8 +5,11 @@ using Chain.Harness;
 
 namespace Chain.ScaleBench;
 
-/// <summary>Peak resident memory of one process of the proof; null bytes when it could not be read.</summary>
-public sealed record PeakMemory(string Process, int Pid, long? PeakBytes);
+/// <summary>
+/// Peak resident memory of one process of the proof; null bytes when it could not be read. <paramref name="StartBytes"/>:
+/// a server's peak once the cluster was up, before the proof's transfers (null for the commands).
+/// </summary>
+public sealed record PeakMemory(string Process, int Pid, long? PeakBytes, long? StartBytes = null);
 
 /// <summary>One run of the <c>chain</c> command.</summary>
 public sealed record CommandRun(string CommandLine, int ExitCode, TimeSpan Elapsed, long? PeakBytes, string Stdout, string Stderr);
@@ -97,6 +100,7 @@ public static class BigProof
         await using (var admin = cluster.CreateClient())
             await admin.CreateBucketAsync(Bucket, ct).ConfigureAwait(false);
 
+        Dictionary<string, long?> atStart = cluster.Processes.ToDictionary(p => p.Name, p => ProcessMemory.PeakResidentBytes(p.Pid), StringComparer.Ordinal);
         log($"writing {ByteSize.Format(size)} of random bytes to {input} (streamed, SHA-256 on the way) ...");
         (Transfer generate, string inputSha) = await WriteInputAsync(input, size, ct).ConfigureAwait(false);
         log(RawDisk.Describe(generate) + $", sha256 {inputSha}");
@@ -132,7 +136,7 @@ public static class BigProof
         if (get is not null)
             peaks.Add(new PeakMemory("chain get (client)", 0, get.PeakBytes));
         foreach (ServerProcess process in cluster.Processes)
-            peaks.Add(new PeakMemory(process.Name, process.Pid, process.IsRunning ? ProcessMemory.PeakResidentBytes(process.Pid) : null));
+            peaks.Add(new PeakMemory(process.Name, process.Pid, process.IsRunning ? ProcessMemory.PeakResidentBytes(process.Pid) : null, atStart.GetValueOrDefault(process.Name)));
 
         List<string> problems = ProofResult.Judge(limitBytes, inputSha, outputSha, runs, peaks);
         foreach (ServerProcess process in cluster.Processes.Where(p => !p.IsRunning))

@@ -118,12 +118,14 @@ public static class Report
         peaks.AddColumn("pid", c => c.RightAligned());
         peaks.AddColumn("peak RSS", c => c.RightAligned());
         peaks.AddColumn("bytes", c => c.RightAligned());
+        peaks.AddColumn("peak before the proof", c => c.RightAligned());
         peaks.AddColumn("verdict");
         foreach (PeakMemory peak in proof.Peaks)
         {
             string verdict = peak.PeakBytes is { } b ? (b < proof.LimitBytes ? "ok" : "OVER") : "unknown";
             peaks.AddRow(Markup.Escape(peak.Process), peak.Pid == 0 ? "-" : peak.Pid.ToString(CultureInfo.InvariantCulture),
-                BigProof.FormatPeak(peak.PeakBytes), peak.PeakBytes?.ToString(CultureInfo.InvariantCulture) ?? "-", verdict);
+                BigProof.FormatPeak(peak.PeakBytes), peak.PeakBytes?.ToString(CultureInfo.InvariantCulture) ?? "-",
+                peak.StartBytes is null ? "-" : BigProof.FormatPeak(peak.StartBytes), verdict);
         }
         AnsiConsole.Write(peaks);
         foreach (string problem in proof.Problems)
@@ -163,7 +165,7 @@ public static class Report
                 size = proof.Size, input_sha256 = proof.InputSha256, output_sha256 = proof.OutputSha256, limit_bytes = proof.LimitBytes,
                 passed = proof.Passed, problems = proof.Problems,
                 put_seconds = proof.Put?.Elapsed.TotalSeconds, get_seconds = proof.Get?.Elapsed.TotalSeconds,
-                peaks = proof.Peaks.Select(p => new { process = p.Process, pid = p.Pid, peak_bytes = p.PeakBytes }).ToArray(),
+                peaks = proof.Peaks.Select(p => new { process = p.Process, pid = p.Pid, peak_bytes = p.PeakBytes, peak_before_bytes = p.StartBytes }).ToArray(),
             },
             cpu_idle_run_percent = Num(results.RunCpuIdlePercent),
             failures = results.Failures,
