@@ -73,6 +73,8 @@ public static class ErrorKinds
     public const string BadDigest = "bad-digest";
     public const string NotReady = "not-ready";
     public const string BucketNotEmpty = "bucket-not-empty";
+    /// <summary>The bucket is being deleted: no new objects, and it cannot be created again until that ends.</summary>
+    public const string BucketDeleting = "bucket-deleting";
     public const string InvalidBucket = "invalid-bucket";
     /// <summary>A conditional write's condition (if-version / if-absent) did not hold; nothing was written.</summary>
     public const string PreconditionFailed = "precondition-failed";
@@ -84,4 +86,7 @@ public static class AdminMethods
 
     public static readonly Method<ReplicaStateRequest, ReplicaStateResponse> ReplicaState =
         new(MethodType.Unary, Service, "ReplicaState", ReplicaStateRequest.Parser, ReplicaStateResponse.Parser);
+
+    public static readonly Method<BucketHasObjectsRequest, BucketHasObjectsResponse> BucketHasObjects =
+        new(MethodType.Unary, Service, "BucketHasObjects", BucketHasObjectsRequest.Parser, BucketHasObjectsResponse.Parser);
 }
