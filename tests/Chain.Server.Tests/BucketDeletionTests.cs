@@ -138,25 +138,31 @@ public class BucketDeletionTests
     }
 
     /// <summary>
-    /// Writers put a key and delete it again, over and over, while DeleteBucket runs. If the delete succeeded, no
-    /// put survived it: every acknowledged put had been deleted, and the bucket created again under the same name is
-    /// empty (a put slipped in after the check would reappear). If it failed, every acknowledged put whose delete had
-    /// not started is readable with its value.
+    /// Writers put keys while DeleteBucket runs, in three modes: (0) some keys stay, so the delete must fail; (1) every
+    /// key is deleted right after its put, so the delete can succeed once heads refuse new puts; (2) writers only put,
+    /// starting a little after the delete, so a put that a head still sequences after the emptiness check would stay
+    /// behind. If the delete succeeded, no put survived it: every acknowledged put had been deleted, and the bucket
+    /// created again under the same name is empty. If it failed, the bucket holds exactly the acknowledged puts whose
+    /// delete had not started, each readable with its value.
     /// </summary>
     [Fact]
     public async Task Concurrent_puts_either_make_the_bucket_delete_fail_or_are_refused()
     {
         await using InProcessCluster c = await InProcessCluster.StartAsync(chains: 4);
         using ChainClient client = c.CreateClient(TimeSpan.FromSeconds(10));
-        const int Rounds = 6, Writers = 8, OpsPerWriterMax = 400;
+        // (mode, delay in ms): modes 0 and 1 start the delete that long after the writers, mode 2 the writers that
+        // long after the delete — spread around the time heads take to learn that the bucket is deleting.
+        (int Mode, int DelayMs)[] rounds = [(0, 20), (0, 50), (1, 20), (1, 50), (1, 80), (2, 5), (2, 20), (2, 40), (2, 70), (2, 100), (2, 140)];
+        const int Writers = 8, OpsPerWriterMax = 400;
         int succeeded = 0, failed = 0, refusedPuts = 0;
-        for (int round = 0; round < Rounds; round++)
+        for (int round = 0; round < rounds.Length; round++)
         {
+            (int mode, int delayMs) = rounds[round];
             string bucket = $"race-{round}";
             await client.CreateBucketAsync(bucket);
             var live = new ConcurrentDictionary<string, string>(); // acknowledged and not (yet) being deleted
             using var stop = new CancellationTokenSource();
-            var writers = Enumerable.Range(0, Writers).Select(w => Task.Run(async () =>
+            async Task WriteAsync(int w)
             {
                 for (int i = 0; i < OpsPerWriterMax && !stop.IsCancellationRequested; i++)
                 {
@@ -173,19 +179,30 @@ public class BucketDeletionTests
                         continue;
                     }
                     live[key] = value;
-                    // In even rounds some keys stay (the delete must fail); in odd rounds every key is deleted
-                    // right after its put, so the delete can succeed once heads refuse new puts.
-                    if (round % 2 == 0 && (i + w) % 7 == 0)
+                    if (mode == 2 || (mode == 0 && (i + w) % 7 == 0))
                         continue;
                     live.TryRemove(key, out _);
                     await client.DeleteAsync(bucket, key);
                 }
-            })).ToList();
-            await Task.Delay(20 + 15 * round);
+            }
+            List<Task> writers;
+            Task<bool> delete;
+            if (mode == 2)
+            {
+                delete = client.DeleteBucketAsync(bucket);
+                await Task.Delay(delayMs);
+                writers = Enumerable.Range(0, Writers).Select(w => Task.Run(() => WriteAsync(w))).ToList();
+            }
+            else
+            {
+                writers = Enumerable.Range(0, Writers).Select(w => Task.Run(() => WriteAsync(w))).ToList();
+                await Task.Delay(delayMs);
+                delete = client.DeleteBucketAsync(bucket);
+            }
             bool deleted;
             try
             {
-                deleted = await client.DeleteBucketAsync(bucket);
+                deleted = await delete;
             }
             catch (BucketNotEmptyException)
             {
@@ -209,6 +226,6 @@ public class BucketDeletionTests
             }
         }
         Console.WriteLine($"bucket delete race: {succeeded} deleted, {failed} refused as not empty, {refusedPuts} puts refused");
-        Assert.Equal(Rounds, succeeded + failed);
+        Assert.Equal(rounds.Length, succeeded + failed);
     }
 }
