@@ -82,6 +82,20 @@ public sealed class BucketNotFoundException : ChainException
     public string Bucket { get; }
 }
 
+/// <summary>DeleteBucket refused: the bucket still holds objects (nothing was changed).</summary>
+public sealed class BucketNotEmptyException : ChainException
+{
+    public BucketNotEmptyException(string bucket, string detail, Exception? inner = null) : base(detail, inner) { Bucket = bucket; }
+    public string Bucket { get; }
+}
+
+/// <summary>The bucket is being deleted: it takes no new objects and cannot be created again until that ends.</summary>
+public sealed class BucketDeletingException : ChainException
+{
+    public BucketDeletingException(string bucket, string detail, Exception? inner = null) : base(detail, inner) { Bucket = bucket; }
+    public string Bucket { get; }
+}
+
 /// <summary>The request itself is wrong (bad key, bad bucket name, ...); retrying cannot help.</summary>
 public sealed class ChainArgumentException : ChainException
 {

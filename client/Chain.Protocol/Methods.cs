@@ -79,6 +79,8 @@ public static class ErrorKinds
     public const string BadDigest = "bad-digest";
     public const string NotReady = "not-ready";
     public const string BucketNotEmpty = "bucket-not-empty";
+    /// <summary>The bucket is being deleted: no new objects, and it cannot be created again until that ends.</summary>
+    public const string BucketDeleting = "bucket-deleting";
     public const string InvalidBucket = "invalid-bucket";
     /// <summary>A conditional write's condition (if-version / if-absent) did not hold; nothing was written.</summary>
     public const string PreconditionFailed = "precondition-failed";
@@ -117,4 +119,7 @@ public static class AdminMethods
 
     public static readonly Method<HealthRequest, HealthResponse> Health =
         new(MethodType.Unary, Service, "Health", HealthRequest.Parser, HealthResponse.Parser);
+
+    public static readonly Method<BucketHasObjectsRequest, BucketHasObjectsResponse> BucketHasObjects =
+        new(MethodType.Unary, Service, "BucketHasObjects", BucketHasObjectsRequest.Parser, BucketHasObjectsResponse.Parser);
 }

@@ -17,6 +17,9 @@ public sealed record MasterOptions
     public TimeSpan FailureTimeout { get; init; } = TimeSpan.FromSeconds(3);
     /// <summary>A syncing node whose reported progress has not moved for this long is abandoned (and may be retried).</summary>
     public TimeSpan SyncStallTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>How the master calls a node (DeleteBucket asks heads whether a bucket is empty); the simulation replaces it.</summary>
+    public Func<Uri, Chain.Rpc.IRpcInvoker> Connect { get; init; } = address =>
+        new Chain.Rpc.RpcChannel(address, new Chain.Rpc.RpcLimits { MaxMessageBytes = Chain.Protocol.Limits.MessageBytesMax });
 
     public int EffectiveChains => Chains ?? ExpectNodes;
     public int EffectiveReplicas => Replicas ?? Math.Min(3, ExpectNodes);

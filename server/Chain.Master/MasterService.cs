@@ -25,6 +25,10 @@ public sealed class MasterService
     private readonly long _origin;
     // Per (chain, syncing node): the last applied sequence number it reported and when it last moved.
     private readonly ConcurrentDictionary<(uint Chain, string Node), (ulong Progress, long SinceMs)> _syncProgress = new();
+    // The config version each node reported in its last heartbeat (the one it runs).
+    private readonly ConcurrentDictionary<string, ulong> _reportedVersion = new(StringComparer.Ordinal);
+    // Buckets a DeleteBucket call is working on (guarded by _mutex).
+    private readonly HashSet<string> _deleting = new(StringComparer.Ordinal);
 
     public MasterService(IMasterStateStore store, MasterOptions options, TimeProvider time, ILogger<MasterService> log)
     {
@@ -33,11 +37,30 @@ public sealed class MasterService
         _options = options;
         _time = time;
         _log = log;
-        _state = store.Load() ?? new ClusterConfig { Version = 0, Replicas = (uint)options.EffectiveReplicas };
+        _state = RecoverDeletingBuckets(store.Load() ?? new ClusterConfig { Version = 0, Replicas = (uint)options.EffectiveReplicas });
         _origin = _time.GetTimestamp();
         _startedMs = NowMs();
         _log.LogInformation("master state loaded: version {Version}, {Nodes} nodes, {Chains} chains, {Buckets} buckets",
             _state.Version, _state.Nodes.Count, _state.Chains.Count, _state.Buckets.Count);
+    }
+
+    /// <summary>
+    /// A bucket saved as deleting means the master stopped in the middle of DeleteBucket: it goes back to active
+    /// (its caller got no answer and may retry). Not written here — the constructor cannot wait for a write — but
+    /// the recovered state is a pure function of the saved one, so a crash before the next save recovers the
+    /// same state, with the same version, again.
+    /// </summary>
+    private ClusterConfig RecoverDeletingBuckets(ClusterConfig loaded)
+    {
+        var stuck = loaded.Buckets.Where(b => b.State == BucketState.BucketDeleting).ToList();
+        if (stuck.Count == 0)
+            return loaded;
+        ClusterConfig next = loaded.Clone();
+        foreach (BucketInfo bucket in next.Buckets)
+            bucket.State = BucketState.BucketActive;
+        next.Version = loaded.Version + 1;
+        _log.LogWarning("bucket(s) {Buckets} were being deleted when the master stopped; back to active", string.Join(",", stuck.Select(b => b.Name)));
+        return next;
     }
 
     /// <summary>The current durable config (no liveness).</summary>
@@ -107,6 +130,7 @@ public sealed class MasterService
             throw new RpcException(StatusCode.FailedPrecondition, $"node '{request.NodeId}' is not registered",
                 new Dictionary<string, string> { [ErrorTrailers.Kind] = ErrorKinds.NotReady });
         _lastHeartbeatMs[request.NodeId] = NowMs();
+        _reportedVersion[request.NodeId] = request.ConfigVersion;
         return new HeartbeatResponse { ConfigVersion = state.Version, LeaseMs = LeaseMs };
     }
 
@@ -181,8 +205,14 @@ public sealed class MasterService
         await EnterAsync(cancellationToken);
         try
         {
-            if (_state.Buckets.Any(b => b.Name == request.Name))
+            if (_state.Buckets.FirstOrDefault(b => b.Name == request.Name) is { } existing)
+            {
+                // Refused rather than waited for: the delete ends within two failure timeouts, and the caller
+                // learns which way it went (the bucket is back, or gone and can be created) by trying again.
+                if (existing.State == BucketState.BucketDeleting)
+                    throw Errors.Kind(StatusCode.FailedPrecondition, ErrorKinds.BucketDeleting, $"bucket '{request.Name}' is being deleted; try again");
                 return new BucketResponse { Config = _state, Existed = true };
+            }
             ClusterConfig next = _state.Clone();
             next.Buckets.Add(new BucketInfo { Name = request.Name, CreatedUnixMs = _time.GetUtcNow().ToUnixTimeMilliseconds() });
             await CommitAsync(next, cancellationToken);
@@ -195,23 +225,136 @@ public sealed class MasterService
         }
     }
 
+    /// <summary>
+    /// Deletes a bucket only if it is empty: (1) marks it deleting, durably — heads running that config sequence no
+    /// new put into it; (2) waits (bounded: two failure timeouts) until the head of every chain reports that config
+    /// in its heartbeat; (3) asks every head whether its chain holds an object of the bucket, counting puts it has
+    /// sequenced but not yet applied; (4) removes the bucket if all are empty, else puts it back to active and
+    /// fails: <c>bucket-not-empty</c> (FailedPrecondition), or Unavailable when a head could not be asked.
+    /// Whatever happens in (2)–(3), including the caller going away, the bucket leaves the deleting state.
+    /// </summary>
     public async Task<BucketResponse> DeleteBucketAsync(BucketRequest request, CancellationToken cancellationToken)
     {
+        string name = request.Name;
         await EnterAsync(cancellationToken);
         try
         {
-            BucketInfo? bucket = _state.Buckets.FirstOrDefault(b => b.Name == request.Name);
+            BucketInfo? bucket = _state.Buckets.FirstOrDefault(b => b.Name == name);
             if (bucket is null)
-                throw Errors.Kind(StatusCode.NotFound, ErrorKinds.NoSuchBucket, $"bucket '{request.Name}' does not exist");
-            ClusterConfig next = _state.Clone();
-            next.Buckets.Remove(next.Buckets.First(b => b.Name == request.Name));
-            await CommitAsync(next, cancellationToken);
-            _log.LogInformation("bucket {Bucket} deleted", request.Name);
-            return new BucketResponse { Config = _state, Existed = true };
+                throw Errors.Kind(StatusCode.NotFound, ErrorKinds.NoSuchBucket, $"bucket '{name}' does not exist");
+            // A bucket left deleting by a failed write of the outcome (no delete running) is simply checked again.
+            if (!_deleting.Add(name))
+                throw Errors.Kind(StatusCode.FailedPrecondition, ErrorKinds.BucketDeleting, $"bucket '{name}' is already being deleted");
+            try
+            {
+                ClusterConfig marked = _state.Clone();
+                marked.Buckets.First(b => b.Name == name).State = BucketState.BucketDeleting;
+                await CommitAsync(marked, cancellationToken);
+            }
+            catch
+            {
+                _deleting.Remove(name);
+                throw;
+            }
         }
         finally
         {
             _mutex.Release();
+        }
+
+        ulong markedVersion = _state.Version;
+        string? notEmpty = null, unavailable = null;
+        try
+        {
+            (notEmpty, unavailable) = await CheckBucketEmptyAsync(name, markedVersion, cancellationToken);
+        }
+        catch (Exception e) when (e is RpcException or OperationCanceledException or TimeoutException)
+        {
+            unavailable = e.Message;
+        }
+
+        bool remove = notEmpty is null && unavailable is null;
+        await EnterAsync(CancellationToken.None);
+        try
+        {
+            ClusterConfig next = _state.Clone();
+            BucketInfo info = next.Buckets.First(b => b.Name == name);
+            if (remove)
+                next.Buckets.Remove(info);
+            else
+                info.State = BucketState.BucketActive;
+            await CommitAsync(next, CancellationToken.None);
+        }
+        finally
+        {
+            _deleting.Remove(name);
+            _mutex.Release();
+        }
+        if (notEmpty is not null)
+        {
+            _log.LogInformation("bucket {Bucket} not deleted: {Reason}", name, notEmpty);
+            throw Errors.Kind(StatusCode.FailedPrecondition, ErrorKinds.BucketNotEmpty, notEmpty);
+        }
+        if (unavailable is not null)
+        {
+            _log.LogWarning("bucket {Bucket} not deleted: {Reason}", name, unavailable);
+            throw Errors.Kind(StatusCode.Unavailable, ErrorKinds.NotReady, $"bucket '{name}' not deleted, its emptiness could not be checked: {unavailable}");
+        }
+        _log.LogInformation("bucket {Bucket} deleted", name);
+        return new BucketResponse { Config = _state, Existed = true };
+    }
+
+    /// <summary>
+    /// Steps (2) and (3) of <see cref="DeleteBucketAsync"/>: (reason not empty, null) or (null, reason unavailable),
+    /// or (null, null) when every chain is empty.
+    /// </summary>
+    private async Task<(string? NotEmpty, string? Unavailable)> CheckBucketEmptyAsync(string name, ulong markedVersion, CancellationToken cancellationToken)
+    {
+        TimeSpan timeout = _options.FailureTimeout * 2;
+        long deadline = NowMs() + (long)timeout.TotalMilliseconds;
+        while (true)
+        {
+            // Heads are read afresh each time: a head replaced meanwhile got the role in a newer config.
+            var lagging = _state.Chains.Where(c => c.Nodes.Count > 0).Select(c => c.Nodes[0]).Distinct()
+                .Where(id => !_reportedVersion.TryGetValue(id, out ulong v) || v < markedVersion).ToList();
+            if (lagging.Count == 0)
+                break;
+            if (NowMs() > deadline)
+                return (null, $"head(s) {string.Join(",", lagging)} did not confirm config {markedVersion} within {timeout.TotalMilliseconds:0} ms");
+            await Task.Delay(TimeSpan.FromMilliseconds(20), _time, cancellationToken);
+        }
+
+        ClusterConfig state = _state;
+        var addresses = state.Nodes.ToDictionary(n => n.Node.NodeId, n => n.Node.Address, StringComparer.Ordinal);
+        var channels = new Dictionary<string, IRpcInvoker>(StringComparer.Ordinal);
+        try
+        {
+            var asks = new List<Task<(uint Chain, bool HasObjects)>>();
+            foreach (ChainInfo chain in state.Chains.Where(c => c.Nodes.Count > 0))
+            {
+                string head = chain.Nodes[0];
+                if (!channels.TryGetValue(head, out IRpcInvoker? channel))
+                    channels[head] = channel = _options.Connect(new Uri(addresses[head]));
+                var ask = new BucketHasObjectsRequest { ChainId = chain.ChainId, Epoch = chain.Epoch, Bucket = name, MinConfigVersion = markedVersion };
+                asks.Add(AskAsync(channel, ask));
+            }
+            (uint Chain, bool HasObjects)[] answers = await Task.WhenAll(asks);
+            uint[] full = answers.Where(a => a.HasObjects).Select(a => a.Chain).ToArray();
+            return full.Length > 0
+                ? ($"bucket '{name}' is not empty (chain(s) {string.Join(",", full)} hold objects); delete its objects first", null)
+                : (null, null);
+        }
+        finally
+        {
+            foreach (IRpcInvoker channel in channels.Values)
+                channel.Dispose();
+        }
+
+        async Task<(uint, bool)> AskAsync(IRpcInvoker channel, BucketHasObjectsRequest ask)
+        {
+            BucketHasObjectsResponse answer = await channel.UnaryAsync(AdminMethods.BucketHasObjects, ask,
+                new CallOptions { Timeout = _options.FailureTimeout, CancellationToken = cancellationToken });
+            return (ask.ChainId, answer.HasObjects);
         }
     }
 

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using Chain.Protocol;
 using Chain.Protocol.V1;
+using Chain.Rpc;
 using Chain.Rpc.Server;
 using Chain.Storage;
 using Google.Protobuf;
@@ -14,7 +15,34 @@ internal sealed class AdminService
 
     public AdminService(StorageNode node) => _node = node;
 
-    public void Register(RpcServiceRegistry registry) => registry.AddUnary(AdminMethods.ReplicaState, ReplicaStateAsync);
+    public void Register(RpcServiceRegistry registry)
+    {
+        registry.AddUnary(AdminMethods.ReplicaState, ReplicaStateAsync);
+        registry.AddUnary(AdminMethods.BucketHasObjects, BucketHasObjectsAsync);
+    }
+
+    /// <summary>
+    /// The master's emptiness check while deleting a bucket. Answered only by the chain's head under the asked
+    /// epoch, running at least the config that marked the bucket deleting — from then on this head sequences no
+    /// put into it, so "empty" stays true.
+    /// </summary>
+    private async Task<BucketHasObjectsResponse> BucketHasObjectsAsync(BucketHasObjectsRequest request, ServerCallContext context)
+    {
+        if (Validation.CheckBucket(request.Bucket) is { } bucketProblem)
+            throw NodeErrors.Kind(StatusCode.InvalidArgument, ErrorKinds.InvalidBucket, bucketProblem);
+        if ((_node.Config?.Version ?? 0) < request.MinConfigVersion)
+            await _node.RefreshConfigAsync();
+        if ((_node.Config?.Version ?? 0) < request.MinConfigVersion)
+            throw NodeErrors.NotReady($"node {_node.NodeId} runs config {_node.Config?.Version ?? 0}, older than {request.MinConfigVersion}");
+        ChainReplica replica = _node.GetReplica(request.ChainId)
+            ?? throw NodeErrors.Kind(StatusCode.FailedPrecondition, ErrorKinds.NotHead, $"node {_node.NodeId} is not in chain {request.ChainId}");
+        ChainRole role = replica.Role;
+        if (role.Epoch != request.Epoch)
+            throw NodeErrors.StaleEpoch(request.ChainId, request.Epoch, role.Epoch);
+        if (!role.IsHead)
+            throw NodeErrors.Kind(StatusCode.FailedPrecondition, ErrorKinds.NotHead, $"node {_node.NodeId} is not the head of chain {request.ChainId}", role.Epoch);
+        return new BucketHasObjectsResponse { HasObjects = replica.BucketHasObjects(request.Bucket) };
+    }
 
     private Task<ReplicaStateResponse> ReplicaStateAsync(ReplicaStateRequest request, ServerCallContext context)
     {

@@ -204,8 +204,10 @@ internal sealed class ChainReplica : IAsyncDisposable
     /// forwarding. Waits while too much is in flight (backpressure). The returned update's
     /// <see cref="PendingUpdate.Acked"/> completes when the whole chain has it.
     /// </summary>
+    /// <remarks><paramref name="checkLocked"/> runs under the sequencing lock just before the update is sequenced
+    /// (puts: the bucket must still accept objects), so check and sequencing are one atomic step.</remarks>
     public async Task<PendingUpdate> ProposeAsync(ulong expectedEpoch, Func<ulong, ulong, Update> build, long dataBytes, CancellationToken cancellationToken,
-        WriteCondition? condition = null)
+        WriteCondition? condition = null, Action? checkLocked = null)
     {
         await _inFlightUpdates.WaitAsync(cancellationToken);
         long budget = 0;
@@ -230,6 +232,7 @@ internal sealed class ChainReplica : IAsyncDisposable
                     throw NodeErrors.Kind(StatusCode.FailedPrecondition, ErrorKinds.NotHead, $"node is not the head of chain {role.ChainId}", role.Epoch);
                 if (role.Epoch != expectedEpoch)
                     throw NodeErrors.StaleEpoch(role.ChainId, expectedEpoch, role.Epoch);
+                checkLocked?.Invoke();
                 if (condition is not null)
                     CheckConditionLocked(condition);
                 ulong seq = _lastEnqueuedSeq + 1;
@@ -375,6 +378,32 @@ internal sealed class ChainReplica : IAsyncDisposable
         if (_unapplied.TryGetValue(ObjectSlot(bucket, key), out var entry))
             return entry.Exists ? entry.Seq : null;
         return _store.GetObject(ChainId, bucket, key)?.Version;
+    }
+
+    /// <summary>
+    /// Head only: whether the chain holds an object of <paramref name="bucket"/> as of the last sequenced update —
+    /// durable here, or queued and not yet applied (a sequenced put counts, an object with a queued delete does
+    /// not). Taken under the sequencing lock, so a put sequenced before the bucket was marked deleting is seen.
+    /// </summary>
+    public bool BucketHasObjects(string bucket)
+    {
+        string slotPrefix = bucket + "\0";
+        byte[] prefix = NodeStore.ObjectKey(ChainId, bucket, ReadOnlySpan<byte>.Empty);
+        int keyStart = NodeStore.ObjectKeyPrefixLength(bucket);
+        lock (_gate)
+        {
+            foreach (var (slot, entry) in _unapplied)
+                if (entry.Exists && slot.StartsWith(slotPrefix, StringComparison.Ordinal))
+                    return true;
+            using IKvIterator it = _store.Engine.Iterate(NodeStore.Objects, prefix, KvKeys.PrefixUpperBound(prefix));
+            for (it.SeekToFirst(); it.Valid; it.Next())
+            {
+                // Stored objects with a queued delete are on their way out; any other one means not empty.
+                if (!_unapplied.ContainsKey(ObjectSlot(bucket, it.Key[keyStart..])))
+                    return true;
+            }
+            return false;
+        }
     }
 
     /// <summary>Checks a condition against the current state (an early, advisory check: the deciding one is made when sequencing).</summary>

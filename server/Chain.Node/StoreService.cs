@@ -112,6 +112,28 @@ internal sealed class StoreService
             throw NodeErrors.NoSuchBucket(bucket);
     }
 
+    /// <summary>
+    /// Puts: the bucket must exist and not be being deleted, in the config this node runs. Checked before any data
+    /// is streamed and again, deciding, under the sequencing lock (see ChainReplica.ProposeAsync).
+    /// </summary>
+    private void CheckBucketAcceptsPuts(string bucket)
+    {
+        BucketInfo? info = _node.Config?.Buckets.FirstOrDefault(b => b.Name == bucket);
+        if (info is null)
+            throw NodeErrors.NoSuchBucket(bucket);
+        if (info.State == BucketState.BucketDeleting)
+            throw NodeErrors.Kind(StatusCode.FailedPrecondition, ErrorKinds.BucketDeleting,
+                $"bucket '{bucket}' is being deleted; it accepts no new objects");
+    }
+
+    /// <summary>The early check for puts; a bucket shown deleting may have finished either way: ask the master once.</summary>
+    private async Task RequireBucketAcceptsPutsAsync(string bucket)
+    {
+        if (_node.Config?.Buckets.FirstOrDefault(b => b.Name == bucket) is not { State: BucketState.BucketActive })
+            await _node.RefreshConfigAsync();
+        CheckBucketAcceptsPuts(bucket);
+    }
+
     private static bool HasBucket(ClusterConfig? config, string bucket) =>
         config is not null && config.Buckets.Any(b => b.Name == bucket);
 
@@ -137,6 +159,7 @@ internal sealed class StoreService
         long maxBytes = _node.Options.ObjectBytesMax;
         if ((long)header.DeclaredSize > maxBytes)
             throw NodeErrors.TooLarge($"object of {header.DeclaredSize} bytes exceeds the maximum of {maxBytes} bytes");
+        await RequireBucketAcceptsPutsAsync(header.Bucket);
         int metadataBytes = header.UserMetadata.Sum(kv => kv.Key.Length + kv.Value.Length);
         if (metadataBytes > Limits.UserMetadataBytesMax)
             throw NodeErrors.Invalid($"user metadata of {metadataBytes} bytes exceeds {Limits.UserMetadataBytesMax}");
@@ -247,7 +270,7 @@ internal sealed class StoreService
             if (carry)
                 write.LastChunk = held;
             return new Update { Seq = seq, Epoch = e, Object = write };
-        }, carry ? held!.Data.Length : 0, ct, condition);
+        }, carry ? held!.Data.Length : 0, ct, condition, () => CheckBucketAcceptsPuts(header.Bucket));
         await WaitCommittedAsync(replica, pending, ct);
         return new DedupRecord(pending.Seq, false);
     }
@@ -303,7 +326,7 @@ internal sealed class StoreService
         {
             meta.Version = seq;
             return new Update { Seq = seq, Epoch = e, Object = new ObjectWrite { Meta = meta, RequestId = header.RequestId } };
-        }, 0, ct, condition);
+        }, 0, ct, condition, () => CheckBucketAcceptsPuts(header.Bucket));
         await WaitCommittedAsync(replica, pending, ct);
         return new DedupRecord(pending.Seq, false);
     }

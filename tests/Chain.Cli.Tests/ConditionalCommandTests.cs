@@ -96,6 +96,25 @@ public sealed class ConditionalCommandTests : IClassFixture<SingleNodeClusterFix
     }
 
     [Fact]
+    public async Task Rb_of_a_bucket_with_objects_fails_with_one_clear_line_and_succeeds_once_it_is_empty()
+    {
+        Assert.Equal(0, (await RunAsync("mb", "rb-test")).ExitCode);
+        Assert.Equal(0, (await RunAsync("put", "rb-test/only", TempFile("x"))).ExitCode);
+
+        Run refused = await RunAsync("rb", "rb-test");
+        Assert.Equal(CliApp.Failed, refused.ExitCode);
+        Assert.StartsWith("error: bucket 'rb-test' is not empty", refused.Err);
+        Assert.Contains("delete its objects first", refused.Err);
+        Assert.Single(refused.Err.TrimEnd('\n').Split('\n'));
+        Assert.Equal("x", await ContentAsync("rb-test/only"));
+
+        Assert.Equal(0, (await RunAsync("rm", "rb-test/only")).ExitCode);
+        Run removed = await RunAsync("rb", "rb-test");
+        Assert.Equal(0, removed.ExitCode);
+        Assert.Contains("removed bucket 'rb-test'", removed.Out);
+    }
+
+    [Fact]
     public async Task Put_if_absent_creates_once_and_then_fails_keeping_the_first_content()
     {
         string key = Key();

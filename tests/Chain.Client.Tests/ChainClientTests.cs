@@ -515,8 +515,9 @@ public class ChainClientTests
         Assert.False(await client.CreateBucketAsync("old"));
         Assert.True(await client.DeleteBucketAsync("old"));
         Assert.False(await client.DeleteBucketAsync("old"));
-        var error = await Assert.ThrowsAsync<ChainException>(() => client.DeleteBucketAsync("full"));
+        var error = await Assert.ThrowsAsync<BucketNotEmptyException>(() => client.DeleteBucketAsync("full"));
         Assert.Equal("bucket 'full' is not empty", error.Message);
+        Assert.Equal("full", error.Bucket);
     }
 
     [Fact]

@@ -27,7 +27,8 @@ public class ErrorClassifierTests
         { StatusCode.InvalidArgument, ErrorKinds.InvalidBucket, nameof(FailureAction.Fail), typeof(ChainArgumentException) },
         { StatusCode.InvalidArgument, ErrorKinds.TooLarge, nameof(FailureAction.Fail), typeof(ObjectTooLargeException) },
         { StatusCode.InvalidArgument, ErrorKinds.BadDigest, nameof(FailureAction.Fail), typeof(IntegrityException) },
-        { StatusCode.FailedPrecondition, ErrorKinds.BucketNotEmpty, nameof(FailureAction.Fail), typeof(ChainException) },
+        { StatusCode.FailedPrecondition, ErrorKinds.BucketNotEmpty, nameof(FailureAction.Fail), typeof(BucketNotEmptyException) },
+        { StatusCode.FailedPrecondition, ErrorKinds.BucketDeleting, nameof(FailureAction.Fail), typeof(BucketDeletingException) },
         // Statuses without a kind.
         { StatusCode.InvalidArgument, null, nameof(FailureAction.Fail), typeof(ChainArgumentException) },
         { StatusCode.ResourceExhausted, null, nameof(FailureAction.Fail), typeof(ChainArgumentException) },

@@ -68,7 +68,9 @@ internal static class ErrorClassifier
             case ErrorKinds.PreconditionFailed:
                 return Fail(new PreconditionFailedException(bucket, key, rpc.Detail));
             case ErrorKinds.BucketNotEmpty:
-                return Fail(new ChainException(rpc.Detail, rpc));
+                return Fail(new BucketNotEmptyException(bucket, rpc.Detail, rpc));
+            case ErrorKinds.BucketDeleting:
+                return Fail(new BucketDeletingException(bucket, rpc.Detail, rpc));
             case ErrorKinds.MissingChunk:
                 return Fail(new MissingChunkException(rpc.Detail));
             case ErrorKinds.CorruptReplica:
