@@ -216,7 +216,7 @@ public class ChainClientTests
             ConfigSource = () => FakeTransport.Cluster(chains: 2, replicas: 3, epoch: 4),
             Get = (_, _) => Serve(data, 300_000),
         };
-        using var client = Client(fake);
+        using var client = Client(fake, readFrom: ReadTarget.Tail);
         var destination = new MemoryStream();
         var progress = new Recorder();
 

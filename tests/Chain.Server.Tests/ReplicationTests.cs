@@ -29,7 +29,7 @@ public class ReplicationTests
         await using InProcessCluster c = await InProcessCluster.StartAsync();
         using ChainClient client = c.CreateClient();
         await client.CreateBucketAsync("photos");
-        byte[] value = RandomNumberGenerator.GetBytes(3 * Limits.ChunkBytes + 12345);
+        byte[] value = RandomNumberGenerator.GetBytes(3 * Limits.StreamFrameBytes + 12345);
 
         PutResult put = await client.PutAsync("photos", "2026/cat.jpg", value);
 
