@@ -251,7 +251,7 @@ internal sealed class NodeStore
                     }
                     else
                     {
-                        batch.Put(Chunks, key, c.Data.ToByteArray());
+                        batch.Put(Chunks, key, ArrayOf(c.Data));
                         PutChunkInfo(batch, ref chunkInfo, key, new ChunkInfoRecord(c.TouchedUnixMs, (uint)c.Data.Length));
                     }
                     var logged = new Update { Seq = u.Seq, Epoch = u.Epoch, Chunk = new ChunkWrite { Sha256 = c.Sha256, TouchedUnixMs = c.TouchedUnixMs, TouchOnly = c.TouchOnly } };
@@ -281,7 +281,7 @@ internal sealed class NodeStore
                     if (u.Object.LastChunk is { } last)
                     {
                         byte[] chunkKey = ChunkKey(chainId, last.Sha256.Span);
-                        batch.Put(Chunks, chunkKey, last.Data.ToByteArray());
+                        batch.Put(Chunks, chunkKey, ArrayOf(last.Data));
                         PutChunkInfo(batch, ref chunkInfo, chunkKey, new ChunkInfoRecord((ulong)Math.Max(0, meta.CreatedUnixMs), (uint)last.Data.Length));
                         loggedObject = u.Clone();
                         loggedObject.Object.LastChunk.Data = ByteString.Empty;
@@ -313,6 +313,17 @@ internal sealed class NodeStore
         batch.Put(Meta, AppliedKey(chainId), applied);
         return batch;
     }
+
+    /// <summary>
+    /// The bytes of a chunk as an array without copying when the ByteString owns exactly one (a parsed message's
+    /// does): chunks are large, and the engine copies a batch's values anyway. ByteStrings are immutable, and the
+    /// batch only reads the array.
+    /// </summary>
+    private static byte[] ArrayOf(ByteString data) =>
+        System.Runtime.InteropServices.MemoryMarshal.TryGetArray(data.Memory, out ArraySegment<byte> segment)
+        && segment.Offset == 0 && segment.Count == segment.Array!.Length
+            ? segment.Array
+            : data.ToByteArray();
 
     private ChunkInfoRecord? CurrentChunkInfo(byte[] key, Dictionary<string, ChunkInfoRecord?>? inGroup)
     {
