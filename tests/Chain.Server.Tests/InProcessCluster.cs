@@ -25,6 +25,7 @@ public sealed class InProcessCluster : IAsyncDisposable
     private readonly List<RpcServer> _nodeServers = new();
     private readonly List<string?> _nodeDirs = new();
     private long? _objectBytesMax;
+    private Func<int, string?>? _zoneOf;
     private readonly CancellationTokenSource _stop = new();
     private Task _detector = Task.CompletedTask;
     private readonly List<IAsyncDisposable> _disposables = new();
@@ -41,9 +42,9 @@ public sealed class InProcessCluster : IAsyncDisposable
     public List<Uri> NodeAddresses { get; } = new();
 
     public static async Task<InProcessCluster> StartAsync(int nodes = 3, int? chains = null, int? replicas = null, long? objectBytesMax = null,
-        bool rocksDb = false, TimeSpan? failureTimeout = null)
+        bool rocksDb = false, TimeSpan? failureTimeout = null, Func<int, string?>? zoneOf = null)
     {
-        var cluster = new InProcessCluster();
+        var cluster = new InProcessCluster { _zoneOf = zoneOf };
         var masterEngine = new MemoryEngine(new[] { EngineMasterStateStore.ColumnFamily });
         cluster.Master = new MasterService(new EngineMasterStateStore(masterEngine),
             new MasterOptions { ExpectNodes = nodes, Chains = chains, Replicas = replicas, FailureTimeout = failureTimeout ?? TimeSpan.FromSeconds(3) },
@@ -87,6 +88,7 @@ public sealed class InProcessCluster : IAsyncDisposable
         {
             NodeId = $"node{i + 1}",
             MasterAddress = MasterAddress,
+            Zone = _zoneOf?.Invoke(i) ?? "",
             ObjectBytesMax = _objectBytesMax ?? Limits.ObjectBytesMaxDefault,
             HeartbeatInterval = TimeSpan.FromMilliseconds(100),
         }, Loggers);
