@@ -59,7 +59,11 @@ public sealed record BucketInfo(string Name, DateTimeOffset Created);
 
 public sealed record ChainView(uint ChainId, ulong Epoch, IReadOnlyList<string> NodeIds);
 
-public sealed record NodeView(string NodeId, string Address, bool Alive, DateTimeOffset? LastHeartbeat);
+public sealed record NodeView(string NodeId, string Address, bool Alive, DateTimeOffset? LastHeartbeat)
+{
+    /// <summary>The node's zone (failure domain); empty when it has none.</summary>
+    public string Zone { get; init; } = "";
+}
 
 public sealed record ClusterStatus(ulong ConfigVersion, int Replicas, IReadOnlyList<ChainView> Chains, IReadOnlyList<NodeView> Nodes, IReadOnlyList<BucketInfo> Buckets);
 

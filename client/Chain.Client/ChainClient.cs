@@ -287,7 +287,7 @@ public sealed partial class ChainClient : IAsyncDisposable, IDisposable
                 n.Node.NodeId,
                 n.Node.Address,
                 n.Alive,
-                n.LastHeartbeatUnixMs > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(n.LastHeartbeatUnixMs) : null))
+                n.LastHeartbeatUnixMs > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(n.LastHeartbeatUnixMs) : null) { Zone = n.Node.Zone })
             .ToArray();
         return new ClusterStatus(config.Version, (int)config.Replicas, chains, nodes, ToBuckets(config));
     }

@@ -45,6 +45,22 @@ public static class Validation
         return null;
     }
 
+    /// <summary>
+    /// A node's failure-domain label: empty (no zone: the node is a zone of its own) or 1-64 ASCII letters, digits,
+    /// '.', '_' or '-'. Returns null when acceptable, otherwise the reason.
+    /// </summary>
+    public static string? CheckZone(string? zone)
+    {
+        if (string.IsNullOrEmpty(zone))
+            return null;
+        if (zone.Length > 64)
+            return $"zone '{zone[..16]}...' is {zone.Length} characters; the maximum is 64";
+        foreach (char c in zone)
+            if (!char.IsAsciiLetterOrDigit(c) && c is not ('.' or '_' or '-'))
+                return $"zone '{zone}' may only contain ASCII letters, digits, '.', '_' and '-'";
+        return null;
+    }
+
     public static byte[] EncodeKey(string key) => StrictUtf8.GetBytes(key);
 
     public static string DecodeKey(ReadOnlySpan<byte> key) => StrictUtf8.GetString(key);

@@ -147,6 +147,8 @@ public sealed class LocalCluster : IAsyncDisposable
                 args.AddRange(new[] { "--advertise", Advertised(i + 1) });
             if (options.MaxObjectBytes is { } max)
                 args.AddRange(new[] { "--max-object-bytes", max.ToString(CultureInfo.InvariantCulture) });
+            if (options.ZoneOf?.Invoke(i) is { Length: > 0 } zone)
+                args.AddRange(new[] { "--zone", zone });
             args.AddRange(options.ExtraNodeArguments);
             nodes[i] = new NodeProcess(id, ports[i + 1], Path.Combine(root, id), Path.Combine(root, id + ".log"), dotnet, serverDll, args,
                 Host(i + 1), Launcher(i + 1))

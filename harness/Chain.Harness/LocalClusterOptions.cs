@@ -47,6 +47,19 @@ public sealed class LocalClusterOptions
     /// <summary>Largest object a node accepts (server default when null).</summary>
     public long? MaxObjectBytes { get; set; }
 
+    /// <summary>
+    /// The zone of node index i (0-based), passed as <c>--zone</c>; null or an empty result: the node has no zone.
+    /// <see cref="RoundRobinZones"/> gives z1..zK in turn.
+    /// </summary>
+    public Func<int, string?>? ZoneOf { get; set; }
+
+    /// <summary>Zones z1..z<paramref name="zones"/> assigned to the nodes in turn (node 0 → z1, node 1 → z2, ...).</summary>
+    public static Func<int, string?> RoundRobinZones(int zones)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(zones, 1);
+        return i => "z" + (i % zones + 1).ToString(System.Globalization.CultureInfo.InvariantCulture);
+    }
+
     /// <summary>Extra arguments appended to every storage node's command line (e.g. <c>--unsafe-test-break ack-before-tail</c>).</summary>
     public IReadOnlyList<string> ExtraNodeArguments { get; set; } = [];
 

@@ -82,6 +82,8 @@ public sealed class MasterService
             throw Errors.InvalidArgument("register: node id must be 1-128 characters");
         if (!Uri.TryCreate(node.Address, UriKind.Absolute, out Uri? address) || address.Scheme != "http")
             throw Errors.InvalidArgument($"register: address '{node.Address}' is not an http:// URL");
+        if (Validation.CheckZone(node.Zone) is { } zoneProblem)
+            throw Errors.InvalidArgument("register: " + zoneProblem);
 
         await EnterAsync(cancellationToken);
         try
@@ -93,23 +95,25 @@ public sealed class MasterService
             {
                 next.Nodes.Add(new NodeStatus { Node = node.Clone() });
                 changed = true;
-                _log.LogInformation("node {Node} registered at {Address}", node.NodeId, node.Address);
+                _log.LogInformation("node {Node} registered at {Address} (zone '{Zone}')", node.NodeId, node.Address, node.Zone);
             }
             else if (existing.Node.Address != node.Address || existing.Node.Zone != node.Zone)
             {
                 existing.Node = node.Clone();
                 changed = true;
-                _log.LogInformation("node {Node} moved to {Address}", node.NodeId, node.Address);
+                _log.LogInformation("node {Node} moved to {Address} (zone '{Zone}')", node.NodeId, node.Address, node.Zone);
             }
 
             if (next.Chains.Count == 0 && next.Nodes.Count >= _options.ExpectNodes)
             {
-                var ids = next.Nodes.Select(n => n.Node.NodeId).ToArray();
-                next.Chains.AddRange(ChainTable.Build(ids, _options.EffectiveChains, _options.EffectiveReplicas));
+                ChainPlacement placement = ChainTable.Plan(next.Nodes.Select(n => n.Node).ToArray(), _options.EffectiveChains, _options.EffectiveReplicas);
+                next.Chains.AddRange(placement.Chains);
                 next.Replicas = (uint)_options.EffectiveReplicas;
                 changed = true;
-                _log.LogInformation("chain table built: {Chains} chains of {Replicas} over {Nodes} nodes",
-                    next.Chains.Count, next.Replicas, ids.Length);
+                _log.LogInformation("chain table built: {Chains} chains of {Replicas} over {Nodes} nodes in {Zones} zones",
+                    next.Chains.Count, next.Replicas, next.Nodes.Count, placement.Zones);
+                foreach (string warning in placement.Warnings)
+                    _log.LogWarning("chain table: {Warning}", warning);
             }
 
             if (changed)
@@ -452,14 +456,16 @@ public sealed class MasterService
     }
 
     /// <summary>
-    /// Gives every chain that is short of replicas (and has a live tail to copy from) one syncing node: a former
-    /// member that is alive again if there is one (it has most of the data), else the live node in the fewest
-    /// chains. The node becomes a member only once it reports it has caught up (see HeartbeatAsync).
+    /// Gives every chain that is short of replicas (and has a live tail to copy from) one syncing node: first a
+    /// node whose zone holds the fewest of the chain's members (a zone the chain does not use yet, when one has a live
+    /// node); among those a former member that is alive again (it has most of the data), else the live node in the
+    /// fewest chains. The node becomes a member only once it reports it has caught up (see HeartbeatAsync).
     /// </summary>
     private bool ExtendShortChains(ClusterConfig next, Func<string, bool> dead)
     {
         bool changed = false;
         int replicas = (int)Math.Max(1, next.Replicas);
+        var zone = next.Nodes.ToDictionary(n => n.Node.NodeId, n => ChainTable.ZoneKey(n.Node), StringComparer.Ordinal);
         var load = next.Nodes.ToDictionary(n => n.Node.NodeId, n => next.Chains.Count(c => c.Nodes.Contains(n.Node.NodeId) || c.Syncing.Contains(n.Node.NodeId)));
         foreach (ChainInfo chain in next.Chains)
         {
@@ -467,7 +473,8 @@ public sealed class MasterService
                 continue;
             var candidates = next.Nodes.Select(n => n.Node.NodeId)
                 .Where(id => !dead(id) && !chain.Nodes.Contains(id))
-                .OrderByDescending(id => chain.Former.Contains(id))
+                .OrderBy(id => chain.Nodes.Count(member => zone.GetValueOrDefault(member) == zone[id]))
+                .ThenByDescending(id => chain.Former.Contains(id))
                 .ThenBy(id => load[id])
                 .ThenBy(id => id, StringComparer.Ordinal)
                 .ToList();

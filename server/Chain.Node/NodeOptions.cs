@@ -23,6 +23,7 @@ public sealed record NodeOptions
     /// <summary>The address other nodes and clients use, e.g. http://127.0.0.1:7401; null: given to StartAsync.</summary>
     public Uri? AdvertisedAddress { get; init; }
     public required Uri MasterAddress { get; init; }
+    /// <summary>Failure domain (rack, room) sent with registration; the master keeps a chain's replicas in distinct zones. Empty: none.</summary>
     public string Zone { get; init; } = "";
     /// <summary>The node's clock (a seam for tests and clock-skew injection); wall time is informational only.</summary>
     public TimeProvider Time { get; init; } = TimeProvider.System;
@@ -61,6 +62,8 @@ public sealed record NodeOptions
         Limits.Check();
         if (string.IsNullOrWhiteSpace(NodeId) || NodeId.Length > 128)
             throw new ArgumentException("node id must be 1-128 characters");
+        if (Validation.CheckZone(Zone) is { } zoneProblem)
+            throw new ArgumentException(zoneProblem);
         if (ObjectBytesMax < 0)
             throw new ArgumentException("maximum object size must not be negative");
         if (HeartbeatInterval <= TimeSpan.Zero)

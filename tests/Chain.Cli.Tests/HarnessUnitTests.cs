@@ -20,6 +20,14 @@ public class HarnessUnitTests
         Assert.Equal("node12", LocalCluster.NodeId(11));
     }
 
+    [Fact]
+    public void Round_robin_zones_deal_nodes_to_z1_through_zk()
+    {
+        Func<int, string?> zoneOf = LocalClusterOptions.RoundRobinZones(3);
+        Assert.Equal(new[] { "z1", "z2", "z3", "z1", "z2" }, Enumerable.Range(0, 5).Select(zoneOf));
+        Assert.Throws<ArgumentOutOfRangeException>(() => LocalClusterOptions.RoundRobinZones(0));
+    }
+
     [Theory]
     [InlineData(0, null, 0)]
     [InlineData(3, 4, 0)]

@@ -48,6 +48,25 @@ public class StatusViewTests
         Assert.Contains("2025-01-02 03:04:04Z (1.0s ago)", text);
     }
 
+    [Fact]
+    public void Render_shows_a_zone_column_only_when_nodes_have_zones()
+    {
+        var plain = new StringWriter();
+        StatusView.Render(CliIo.PlainConsole(plain), Sample(), Now, includeBuckets: false);
+        Assert.DoesNotContain(plain.ToString().Split('\n'), l => Cells(l) is ["node", "zone", ..]);
+
+        ClusterStatus zoned = Sample() with
+        {
+            Nodes = Sample().Nodes.Select((n, i) => i == 2 ? n : n with { Zone = "rack-" + (i + 1) }).ToArray(),
+        };
+        var output = new StringWriter();
+        StatusView.Render(CliIo.PlainConsole(output), zoned, Now, includeBuckets: false);
+        string[] lines = output.ToString().Split('\n');
+        Assert.Single(lines, l => Cells(l) is ["node", "zone", "address", ..]);
+        Assert.Single(lines, l => Cells(l) is ["node1", "rack-1", "http://127.0.0.1:7401", ..]);
+        Assert.Single(lines, l => Cells(l) is ["node3", "-", "http://127.0.0.1:7403", ..]);
+    }
+
     /// <summary>The cells of a table row ('│ a │ b │'), or empty for other lines.</summary>
     private static string[] Cells(string line)
     {

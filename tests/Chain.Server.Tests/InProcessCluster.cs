@@ -26,6 +26,7 @@ public sealed class InProcessCluster : IAsyncDisposable
     private readonly List<string?> _nodeDirs = new();
     private long? _objectBytesMax;
     private TimeSpan _chunkGcGrace;
+    private Func<int, string?>? _zoneOf;
     private readonly CancellationTokenSource _stop = new();
     private Task _detector = Task.CompletedTask;
     private readonly List<IAsyncDisposable> _disposables = new();
@@ -43,9 +44,10 @@ public sealed class InProcessCluster : IAsyncDisposable
     public List<Uri> NodeAddresses { get; } = new();
 
     public static async Task<InProcessCluster> StartAsync(int nodes = 3, int? chains = null, int? replicas = null, long? objectBytesMax = null,
-        bool rocksDb = false, TimeSpan? failureTimeout = null, Func<int, Func<Uri, IRpcInvoker>?>? connect = null, TimeSpan? chunkGcGrace = null)
+        bool rocksDb = false, TimeSpan? failureTimeout = null, Func<int, Func<Uri, IRpcInvoker>?>? connect = null, TimeSpan? chunkGcGrace = null,
+        Func<int, string?>? zoneOf = null)
     {
-        var cluster = new InProcessCluster { _connect = connect, _chunkGcGrace = chunkGcGrace ?? NodeOptionsDefaults.ChunkGcGrace };
+        var cluster = new InProcessCluster { _connect = connect, _chunkGcGrace = chunkGcGrace ?? NodeOptionsDefaults.ChunkGcGrace, _zoneOf = zoneOf };
         var masterEngine = new MemoryEngine(new[] { EngineMasterStateStore.ColumnFamily });
         cluster.Master = new MasterService(new EngineMasterStateStore(masterEngine),
             new MasterOptions { ExpectNodes = nodes, Chains = chains, Replicas = replicas, FailureTimeout = failureTimeout ?? TimeSpan.FromSeconds(3) },
@@ -89,6 +91,7 @@ public sealed class InProcessCluster : IAsyncDisposable
         {
             NodeId = $"node{i + 1}",
             MasterAddress = MasterAddress,
+            Zone = _zoneOf?.Invoke(i) ?? "",
             ObjectBytesMax = _objectBytesMax ?? Limits.ObjectBytesMaxDefault,
             HeartbeatInterval = TimeSpan.FromMilliseconds(100),
             ChunkGcGrace = _chunkGcGrace,

@@ -8,7 +8,7 @@ namespace Chain.Server.Tests;
 /// <summary>The master's reconfiguration decisions, driven by a manual clock (no waiting).</summary>
 public class MasterReconfigurationTests
 {
-    private sealed class ManualClock : TimeProvider
+    internal sealed class ManualClock : TimeProvider
     {
         private DateTimeOffset _wall = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
         private long _monotonicTicks;
@@ -24,7 +24,7 @@ public class MasterReconfigurationTests
         public void StepWallClock(TimeSpan by) => _wall += by;
     }
 
-    private static (MasterService Master, ManualClock Clock) Start()
+    internal static (MasterService Master, ManualClock Clock) Start()
     {
         var clock = new ManualClock();
         var master = new MasterService(new EngineMasterStateStore(new MemoryEngine(new[] { EngineMasterStateStore.ColumnFamily })),
@@ -39,7 +39,7 @@ public class MasterReconfigurationTests
             await master.RegisterAsync(new RegisterRequest { Node = new NodeInfo { NodeId = id, Address = $"http://127.0.0.1:{1000 + id.Length}" } }, default);
     }
 
-    private static async Task BeatAsync(MasterService master, string id, ulong applied = 0, ulong syncBytes = 0, bool caughtUp = false)
+    internal static async Task BeatAsync(MasterService master, string id, ulong applied = 0, ulong syncBytes = 0, bool caughtUp = false)
     {
         var request = new HeartbeatRequest { NodeId = id };
         ChainInfo chain = master.Current.Chains[0];

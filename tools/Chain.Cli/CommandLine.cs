@@ -63,14 +63,15 @@ public static class CommandLine
 
     public static readonly IReadOnlyDictionary<string, CommandSpec> Commands = new[]
     {
-        new CommandSpec("up", "[--nodes N] [--data DIR] [--port BASE] [--chains C] [--replicas R]",
+        new CommandSpec("up", "[--nodes N] [--data DIR] [--port BASE] [--chains C] [--replicas R] [--zones K]",
             "run a local cluster (master + N nodes) in the foreground until Ctrl-C", 0, 0, new[]
             {
                 new OptionSpec("nodes", "N", "number of storage nodes (default 3)"),
                 new OptionSpec("data", "DIR", "data directory, kept between runs (default ./data)"),
                 new OptionSpec("port", "BASE", "master port; nodes use BASE+1..BASE+N (default 7400)"),
-                new OptionSpec("chains", "C", "number of chains (default: one per node)"),
+                new OptionSpec("chains", "C", $"number of chains (default {CliApp.UpDefaultChains}; a new data directory only)"),
                 new OptionSpec("replicas", "R", "replicas per chain (default: min(3, N))"),
+                new OptionSpec("zones", "K", "put the nodes in zones z1..zK in turn; a chain's replicas go to distinct zones (default: no zones)"),
                 new OptionSpec("max-object-bytes", "BYTES", "largest object a node accepts (default: the server's)"),
             }),
         new CommandSpec("put", "BUCKET/KEY FILE [--if-absent | --if-version N]", "upload FILE as an object", 2, 2, new[]

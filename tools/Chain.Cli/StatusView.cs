@@ -45,18 +45,24 @@ public static class StatusView
             chains.AddRow(new Text("-"), new Text("-"), new Text("(no chains yet)"), new Text(""), new Text(""));
         console.Write(chains);
 
+        // The zone column only when some node has a zone, so zoneless clusters look as before.
+        bool zoned = status.Nodes.Any(n => n.Zone.Length > 0);
         var nodes = new Table().Title("Nodes").Border(TableBorder.Rounded);
         nodes.AddColumn("node");
+        if (zoned)
+            nodes.AddColumn("zone");
         nodes.AddColumn("address");
         nodes.AddColumn("alive");
         nodes.AddColumn("last heartbeat");
         foreach (NodeView node in status.Nodes.OrderBy(n => n.NodeId, StringComparer.Ordinal))
         {
-            nodes.AddRow(
-                new Text(node.NodeId),
-                new Text(node.Address),
-                node.Alive ? new Markup("[green]yes[/]") : new Markup("[red]no[/]"),
-                new Text(FormatHeartbeat(node.LastHeartbeat, now)));
+            var cells = new List<IRenderable> { new Text(node.NodeId) };
+            if (zoned)
+                cells.Add(new Text(node.Zone.Length > 0 ? node.Zone : "-"));
+            cells.Add(new Text(node.Address));
+            cells.Add(node.Alive ? new Markup("[green]yes[/]") : new Markup("[red]no[/]"));
+            cells.Add(new Text(FormatHeartbeat(node.LastHeartbeat, now)));
+            nodes.AddRow(cells);
         }
         if (status.Nodes.Count == 0)
             nodes.AddRow(new Text("(none registered)"), new Text(""), new Text(""), new Text(""));
