@@ -12,7 +12,8 @@ public sealed record GcReport(int Chains, long ReferencedChunks, long StoredChun
 
 /// <summary>One node's integrity counters, and what a scrub of it found (when one ran).</summary>
 public sealed record NodeIntegrity(string NodeId, long CorruptDetected, long Repaired, long RepairFailures, IReadOnlyList<string> RecentCorruptions,
-    long ScrubbedChunks = 0, long ScrubbedBytes = 0, long ScrubCorrupt = 0, long ScrubRepaired = 0);
+    long ScrubbedChunks = 0, long ScrubbedBytes = 0, long ScrubCorrupt = 0, long ScrubRepaired = 0,
+    long ResidentBytes = 0, long ManagedHeapBytes = 0, long ManagedCommittedBytes = 0);
 
 public sealed partial class ChainClient
 {
@@ -114,7 +115,8 @@ public sealed partial class ChainClient
                 _transport.For(address).UnaryAsync(AdminMethods.Health, new HealthRequest(), UnaryOptions(ct)), cancellationToken).ConfigureAwait(false);
             result.Add(new NodeIntegrity(health.NodeId, (long)health.CorruptChunksDetected, (long)health.ChunksRepaired, (long)health.RepairFailures,
                 health.RecentCorruptions.ToList(), (long)(scrubbed?.ChunksChecked ?? 0), (long)(scrubbed?.BytesChecked ?? 0),
-                (long)(scrubbed?.Corrupt ?? 0), (long)(scrubbed?.Repaired ?? 0)));
+                (long)(scrubbed?.Corrupt ?? 0), (long)(scrubbed?.Repaired ?? 0),
+                (long)health.ResidentBytes, (long)health.ManagedHeapBytes, (long)health.ManagedCommittedBytes));
         }
         return result;
     }

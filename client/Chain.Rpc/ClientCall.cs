@@ -301,7 +301,7 @@ internal sealed class ClientCall<TReq, TResp> : IDisposable
         finally
         {
             registration.Dispose();
-            ArrayPool<byte>.Shared.Return(buffer);
+            GrpcWire.ReturnBuffer(buffer);
         }
     }
 

@@ -50,12 +50,30 @@ internal static class GrpcWire
         BinaryPrimitives.WriteUInt32BigEndian(destination[1..], (uint)length);
     }
 
-    /// <summary>Frames one message into a buffer rented from <see cref="ArrayPool{T}.Shared"/>; the caller returns it.</summary>
+    /// <summary>
+    /// Buffers up to this size come from <see cref="ArrayPool{T}.Shared"/>; larger ones (chunk-carrying messages) are
+    /// allocated at their exact size and left to the collector. The shared pool would round a 4 MiB message up to an
+    /// 8 MiB array and keep dozens of them per core and thread for good: hundreds of MiB held by a process that moves
+    /// large objects, whatever it is doing now.
+    /// </summary>
+    public const int PooledBufferBytesMax = 1024 * 1024;
+
+    /// <summary>A buffer of at least <paramref name="size"/> bytes; give it back with <see cref="ReturnBuffer"/>.</summary>
+    public static byte[] RentBuffer(int size) =>
+        size <= PooledBufferBytesMax ? ArrayPool<byte>.Shared.Rent(size) : GC.AllocateUninitializedArray<byte>(size);
+
+    public static void ReturnBuffer(byte[] buffer)
+    {
+        if (buffer.Length <= PooledBufferBytesMax)
+            ArrayPool<byte>.Shared.Return(buffer);
+    }
+
+    /// <summary>Frames one message into a buffer from <see cref="RentBuffer"/>; the caller returns it with <see cref="ReturnBuffer"/>.</summary>
     public static byte[] RentFramed(IMessage message, int maxMessageBytes, out int frameLength)
     {
         var size = CheckedSize(message, maxMessageBytes);
         frameLength = PrefixSize + size;
-        var buffer = ArrayPool<byte>.Shared.Rent(frameLength);
+        var buffer = RentBuffer(frameLength);
         WritePrefix(buffer, size);
         message.WriteTo(buffer.AsSpan(PrefixSize, size));
         return buffer;
@@ -119,7 +137,7 @@ internal static class GrpcWire
         {
             return Parse(parser, ReadOnlySpan<byte>.Empty, parseFailureStatus);
         }
-        var buffer = ArrayPool<byte>.Shared.Rent(size);
+        var buffer = RentBuffer(size);
         try
         {
             var read = await stream.ReadAtLeastAsync(buffer.AsMemory(0, size), size, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
@@ -132,7 +150,7 @@ internal static class GrpcWire
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            ReturnBuffer(buffer);
         }
     }
 

@@ -42,6 +42,11 @@ internal sealed class ChunkIntegrity
             RepairFailures = (ulong)Interlocked.Read(ref _failures),
         };
         response.RecentCorruptions.AddRange(_recent);
+        GCMemoryInfo gc = GC.GetGCMemoryInfo();
+        response.ManagedHeapBytes = (ulong)gc.HeapSizeBytes;
+        response.ManagedCommittedBytes = (ulong)gc.TotalCommittedBytes;
+        response.FullCollections = (ulong)GC.CollectionCount(2);
+        response.ResidentBytes = (ulong)Environment.WorkingSet;
         return response;
     }
 

@@ -402,7 +402,8 @@ public static class CliApp
         foreach (NodeIntegrity n in nodes)
         {
             io.Out.WriteLine($"{n.NodeId}: {n.ScrubbedChunks} chunks ({FormatBytes(n.ScrubbedBytes)}) verified, {n.ScrubCorrupt} damaged, {n.ScrubRepaired} repaired; " +
-                $"since start: {n.CorruptDetected} damaged chunks detected, {n.Repaired} repaired, {n.RepairFailures} repairs failed");
+                $"since start: {n.CorruptDetected} damaged chunks detected, {n.Repaired} repaired, {n.RepairFailures} repairs failed; " +
+                $"memory: resident {FormatBytes(n.ResidentBytes)}, managed heap {FormatBytes(n.ManagedHeapBytes)} of {FormatBytes(n.ManagedCommittedBytes)} committed");
             foreach (string line in n.RecentCorruptions)
                 io.Out.WriteLine($"  {line}");
             clean &= n.ScrubCorrupt == n.ScrubRepaired;
