@@ -66,7 +66,7 @@ set +m
 # Wait until the master answers and reports every chain and every node alive (bounded).
 status_out="$WORK/status.txt"
 deadline=$((SECONDS + 180))
-until grep -q "cluster is up" "$UP_LOG" \
+until grep -qs "cluster is up" "$UP_LOG" \
         && ./chain status --master "$CHAIN_MASTER" >"$status_out" 2>&1 \
         && grep -q "$CHAINS chains" "$status_out" \
         && grep -q "$NODES/$NODES nodes alive" "$status_out"; do

@@ -594,12 +594,32 @@ internal sealed class ChainReplica : IAsyncDisposable
                 }
                 if (RequestKey(p.Update) is { } key)
                     _pendingByRequest.TryRemove(new KeyValuePair<string, PendingUpdate>(key, p));
+                ReleaseChunkData(p.Update);
                 p.Acked.TrySetResult();
             }
         }
         AckAdvanced.Set();
         if (prune)
             _ = PruneAsync(pruneTo);
+    }
+
+    /// <summary>
+    /// Drops an acknowledged update's chunk data. The whole chain has it durably, so it is never sent again from
+    /// memory (a re-send reads the log and the chunk store); but the update object stays reachable from the last
+    /// message of its replication stream (the stream's current item, the forwarder's last batch) until the next one,
+    /// and with many chains those idle references held one chunk per stream — hundreds of MiB on a node.
+    /// </summary>
+    private static void ReleaseChunkData(Update update)
+    {
+        switch (update.OpCase)
+        {
+            case Update.OpOneofCase.Chunk when !update.Chunk.Data.IsEmpty:
+                update.Chunk.Data = ByteString.Empty;
+                break;
+            case Update.OpOneofCase.Object when update.Object.LastChunk is { Data.IsEmpty: false } last:
+                last.Data = ByteString.Empty;
+                break;
+        }
     }
 
     private async Task PruneAsync(ulong seq)
