@@ -48,6 +48,9 @@ public sealed class LocalCluster : IAsyncDisposable
     /// <summary>The namespaces the processes run in; null in <see cref="ClusterNetwork.Loopback"/> mode.</summary>
     public NamespaceNetwork? Network { get; }
 
+    /// <summary>The BellJar seal over <see cref="Network"/> (allowlists, recorded attempts); null unless <see cref="LocalClusterOptions.Seal"/> was set.</summary>
+    public BellJar.SealedNetwork? Seal { get; private init; }
+
     /// <summary>The TCP proxies between the processes; null unless <see cref="ClusterNetwork.Proxies"/> mode.</summary>
     public ProxyNetwork? Proxies { get; }
 
@@ -71,6 +74,7 @@ public sealed class LocalCluster : IAsyncDisposable
         Directory.CreateDirectory(root);
 
         NamespaceNetwork? network = null;
+        BellJar.SealedNetwork? seal = null;
         var mounts = new List<string>();
         try
         {
@@ -82,6 +86,13 @@ public sealed class LocalCluster : IAsyncDisposable
             }
             if (options.Network == ClusterNetwork.Namespaces)
                 network = await NamespaceNetwork.CreateAsync(options.Nodes + 1, ct).ConfigureAwait(false);
+            if (options.Seal is { } manifests)
+            {
+                int port = options.BasePort == 0 ? NamespacePort : options.BasePort;
+                var processes = Enumerable.Range(0, options.Nodes).Select(i => new BellJar.SealedProcess("node", NodeId(i), port))
+                    .Prepend(new BellJar.SealedProcess("master", "master", port)).ToList();
+                seal = await BellJar.SealedNetwork.ApplyAsync(network!, manifests, processes, ct).ConfigureAwait(false);
+            }
             if (options.NodeDataTmpfsBytes is { } tmpfsBytes)
             {
                 for (int i = 0; i < options.Nodes; i++)
@@ -158,7 +169,7 @@ public sealed class LocalCluster : IAsyncDisposable
         }
 
         everyone = nodes.Cast<ServerProcess>().Prepend(master).ToArray();
-        var cluster = new LocalCluster(options, serverDll, master, nodes, network, mounts, proxies);
+        var cluster = new LocalCluster(options, serverDll, master, nodes, network, mounts, proxies) { Seal = seal };
         DateTime deadline = DateTime.UtcNow + options.StartTimeout;
         try
         {

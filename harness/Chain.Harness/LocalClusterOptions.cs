@@ -70,6 +70,13 @@ public sealed class LocalClusterOptions
     public ClusterNetwork Network { get; set; } = ClusterNetwork.Loopback;
 
     /// <summary>
+    /// BellJar (root only, needs <see cref="ClusterNetwork.Namespaces"/>): when set, each process's namespace is sealed
+    /// before it starts — outbound traffic dropped but for its role's manifest (<see cref="BellJar.SealedNetwork"/>),
+    /// every other attempt recorded. Null: no seal.
+    /// </summary>
+    public BellJar.ManifestSet? Seal { get; set; }
+
+    /// <summary>
     /// When set (root only), each node's data directory is a tmpfs of this many bytes, mounted at start and unmounted
     /// on dispose, so that <c>Faults.DiskNemesis</c> can fill it. Null: the data directories are plain directories.
     /// </summary>
@@ -108,6 +115,8 @@ public sealed class LocalClusterOptions
 
         if (!Enum.IsDefined(Network))
             throw new ArgumentOutOfRangeException(nameof(Network), Network, "unknown network mode");
+        if (Seal is not null && Network != ClusterNetwork.Namespaces)
+            throw new ArgumentException("a sealed cluster (Seal) needs Network = Namespaces", nameof(Seal));
         if (NodeDataTmpfsBytes is < TmpfsMounts.BytesMin)
             throw new ArgumentOutOfRangeException(nameof(NodeDataTmpfsBytes), NodeDataTmpfsBytes, $"a node's tmpfs needs at least {TmpfsMounts.BytesMin} bytes (RocksDB preallocates its WAL)");
         if (StartTimeout <= TimeSpan.Zero)

@@ -8,7 +8,8 @@ namespace Chain.Harness;
 /// root namespace. The bridge holds 10.X.Y.1/24 (so the harness and its clients, in the root namespace, reach every
 /// process directly); process k (0 = master, i+1 = node i) gets 10.X.Y.(k+2) on <c>eth0</c> inside namespace
 /// <c>chnIIII-m</c> / <c>chnIIII-nK</c>. IIII is a per-run id (4 hex digits) from which X (200..249) and Y derive, so
-/// parallel runs use disjoint subnets and names. Namespaces have no default route: they reach only the cluster's subnet.
+/// parallel runs use disjoint subnets and names. Namespaces have no default route: they reach only the cluster's subnet
+/// (a BellJar seal, <see cref="BellJar.SealedNetwork"/>, adds one via the bridge so that undeclared traffic is seen and dropped).
 /// Every object is removed on dispose; objects of crashed earlier runs (owner process gone) are removed on create.
 /// Needs root, <c>ip</c> (iproute2) and <c>iptables</c>.
 /// </summary>
@@ -277,6 +278,7 @@ public sealed class NamespaceNetwork : IAsyncDisposable
         string rules = (await Shell.RunUncheckedAsync(iptables, new[] { "-w", "-S", "FORWARD" }, ct).ConfigureAwait(false)).Stdout;
         foreach (string rule in rules.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(r => r.StartsWith("-A ", StringComparison.Ordinal) && r.Contains("--comment " + tag, StringComparison.Ordinal)))
             await Shell.RunUncheckedAsync(iptables, ("-w -D " + rule[3..]).Split(' ', StringSplitOptions.RemoveEmptyEntries), ct).ConfigureAwait(false);
+        BellJar.SealedNetwork.RemoveNetnsFiles(tag);
     }
 
     private static void TryDelete(string path)

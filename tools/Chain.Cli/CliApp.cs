@@ -38,6 +38,7 @@ public static class CliApp
                 "gc" => await CollectGarbageAsync(command, io).ConfigureAwait(false),
                 "scrub" => await ScrubAsync(command, io).ConfigureAwait(false),
                 "check" => await CheckCommand.RunAsync(command, io).ConfigureAwait(false),
+                "drill" => await DrillCommand.RunAsync(command, io).ConfigureAwait(false),
                 _ => throw new UsageException($"unknown command '{command.Name}'"),
             };
         }

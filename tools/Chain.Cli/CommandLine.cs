@@ -109,6 +109,16 @@ public static class CommandLine
                 new OptionSpec("check-budget", "SECONDS", "time budget of the linearizability search (default 30)"),
                 new OptionSpec("break", "MODES", "test only: start the nodes with --unsafe-test-break MODES (dirty-reads, ack-before-tail) to see the checkers catch it"),
             }),
+        new CommandSpec("drill", "SCENARIO|short|full [--seed N] [--report DIR]",
+            "BellJar drill in sealed network namespaces (root): cold-start, master-sealed-away, neighbours-only, region-loss; " +
+            "short = the first three (CI), full = all; restore-from-backup and bootstrap-from-nothing are not available yet " +
+            $"(exit 0 pass, 1 fail, {DrillCommand.CannotSeal} not root, {DrillCommand.NotAvailable} not available)", 1, 1, new[]
+            {
+                new OptionSpec("seed", "N", "seed of the random choices (start order, keys); default: from the clock, printed"),
+                new OptionSpec("report", "DIR", "where report.md, report.html and the clusters' work files go (default: drills/<timestamp>)"),
+                new OptionSpec("manifests", "DIR", "the role dependency manifests (default: server/belljar, copied beside the harness)"),
+                new OptionSpec("keep", "", "keep the clusters' data and logs of passed scenarios too (failed ones are always kept)", Flag: true),
+            }),
         new CommandSpec("help", "[COMMAND]", "show help", 0, 1, Array.Empty<OptionSpec>()),
     }.ToDictionary(c => c.Name, StringComparer.Ordinal);
 

@@ -1,0 +1,77 @@
+using Chain.Protocol.V1;
+
+namespace Chain.Harness.BellJar.Scenarios;
+
+/// <summary>
+/// Neighbours only: 6 nodes in 2 chains of 3, so a node's peers are a strict subset of the nodes. The middle node of
+/// chain 0 gets an allowlist narrowed to the members of its chains and the master; load, a restart of that node (it
+/// catches up from its predecessor, or syncs from the tail when the master removed it meanwhile), load again, until
+/// every chain converges. Any attempt of that node toward a node outside its chains fails the scenario and names the
+/// code path's destination (a finding: the node needs more than its neighbours).
+/// </summary>
+public sealed class NeighboursOnlyScenario : IDrillScenario
+{
+    private const int Nodes = 6;
+    private const int Chains = 2;
+
+    public string Name => "neighbours-only";
+
+    public string Description => "a node that can reach only its chain neighbours and the master still does its job (restart, catch-up)";
+
+    public IReadOnlyList<string> Sets { get; } = new[] { "short", "full" };
+
+    public TimeSpan Budget => TimeSpan.FromSeconds(180);
+
+    public async Task RunAsync(DrillContext context, CancellationToken ct)
+    {
+        LocalCluster cluster = await context.StartClusterAsync(o =>
+        {
+            o.Nodes = Nodes;
+            o.Chains = Chains;
+            o.Replicas = 3;
+        }, ct).ConfigureAwait(false);
+        SealedNetwork seal = cluster.Seal!;
+        ClusterConfig config = await DrillProbes.ConfigAsync(cluster, ct).ConfigureAwait(false)
+            ?? throw new DrillFailure("the master did not answer GetConfig");
+        ChainInfo first = config.Chains.First(c => c.ChainId == 0);
+        if (first.Nodes.Count < 3)
+            throw new DrillFailure($"chain 0 has {first.Nodes.Count} members, the scenario needs 3");
+        string victim = first.Nodes[1];
+        int victimProcess = seal.IndexOf(victim);
+        int victimIndex = victimProcess - 1;
+        var peers = config.Chains.Where(c => c.Nodes.Contains(victim) || c.Syncing.Contains(victim))
+            .SelectMany(c => c.Nodes.Concat(c.Syncing)).Where(n => n != victim).Distinct().ToList();
+        if (peers.Count >= Nodes - 1)
+            throw new DrillFailure($"{victim}'s chains hold every node: its neighbours are not a strict subset");
+        await seal.NarrowAsync(victimProcess, peers.Select(seal.IndexOf).Prepend(0), ct).ConfigureAwait(false);
+        context.Measure("narrowed node", $"{victim} (middle of chain 0) may reach master, {string.Join(", ", peers)} (not {string.Join(", ", cluster.Nodes.Select(n => n.Id).Where(n => n != victim && !peers.Contains(n)))})");
+
+        await context.CreateBucketAsync(ct).ConfigureAwait(false);
+        await context.LoadAsync("before", small: 40, chunked: 3, ct).ConfigureAwait(false);
+        await cluster.StopNodeAsync(victimIndex).ConfigureAwait(false);
+        await context.LoadAsync("while-down", small: 20, chunked: 1, ct).ConfigureAwait(false);
+        var restart = System.Diagnostics.Stopwatch.StartNew();
+        await cluster.StartNodeAsync(victimIndex, ct).ConfigureAwait(false);
+        await context.LoadAsync("after", small: 40, chunked: 3, ct).ConfigureAwait(false);
+
+        // Caught up: the victim is a member of chain 0 again (not syncing) and every chain's members agree.
+        ConvergenceResult? last = null;
+        await DrillProbes.WaitForAsync(async token =>
+        {
+            ClusterConfig? now = await DrillProbes.ConfigAsync(cluster, token).ConfigureAwait(false);
+            if (now is null || !now.Chains.Any(c => c.Nodes.Contains(victim) && c.Syncing.Count == 0))
+                return false;
+            last = await ConvergenceChecker.CheckAsync(cluster, new ConvergenceOptions { Timeout = TimeSpan.FromSeconds(5) }, token).ConfigureAwait(false);
+            return last.Converged;
+        }, ct).ConfigureAwait(false);
+        TimeSpan caughtUp = restart.Elapsed;
+        context.SetTimeToServe("node", caughtUp);
+        context.Measure($"{victim} restarted until every chain converged", caughtUp);
+
+        await context.VerifyLedgerAsync(ct).ConfigureAwait(false);
+        var blocked = (await seal.AttemptsOfAsync(victimProcess, ct).ConfigureAwait(false)).Where(a => a.Declared).ToList();
+        if (blocked.Count > 0)
+            throw new DrillFailure($"{victim} needed more than its neighbours: " + string.Join("; ", blocked));
+        context.Measure("attempts of the narrowed node outside its neighbours", "none");
+    }
+}
