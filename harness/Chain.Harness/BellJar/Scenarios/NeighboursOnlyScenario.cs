@@ -4,15 +4,16 @@ namespace Chain.Harness.BellJar.Scenarios;
 
 /// <summary>
 /// Neighbours only: 6 nodes in 2 chains of 3, so a node's peers are a strict subset of the nodes. The middle node of
-/// chain 0 gets an allowlist narrowed to the members of its chains and the master; load, a restart of that node (it
-/// catches up from its predecessor, or syncs from the tail when the master removed it meanwhile), load again, until
-/// every chain converges. Any attempt of that node toward a node outside its chains fails the scenario and names the
+/// chain 0 gets an allowlist narrowed to the members of its chains and the master; load, a restart of that node
+/// within the failure timeout (it stays a member and catches up from its predecessor), load again, until every chain
+/// converges. Any attempt of that node toward a node outside its chains fails the scenario and names the
 /// code path's destination (a finding: the node needs more than its neighbours).
 /// </summary>
 public sealed class NeighboursOnlyScenario : IDrillScenario
 {
     private const int Nodes = 6;
     private const int Chains = 2;
+    private static readonly TimeSpan RestartWithin = TimeSpan.FromSeconds(15);
 
     public string Name => "neighbours-only";
 
@@ -29,6 +30,8 @@ public sealed class NeighboursOnlyScenario : IDrillScenario
             o.Nodes = Nodes;
             o.Chains = Chains;
             o.Replicas = 3;
+            // Long enough that the restarted node stays a member and catches up from its predecessor (no spare sync).
+            o.FailureTimeout = RestartWithin;
         }, ct).ConfigureAwait(false);
         SealedNetwork seal = cluster.Seal!;
         ClusterConfig config = await DrillProbes.ConfigAsync(cluster, ct).ConfigureAwait(false)
@@ -48,13 +51,20 @@ public sealed class NeighboursOnlyScenario : IDrillScenario
 
         await context.CreateBucketAsync(ct).ConfigureAwait(false);
         await context.LoadAsync("before", small: 40, chunked: 3, ct).ConfigureAwait(false);
-        await cluster.StopNodeAsync(victimIndex).ConfigureAwait(false);
-        await context.LoadAsync("while-down", small: 20, chunked: 1, ct).ConfigureAwait(false);
+        // Writes in flight across the restart: chain 0's are sequenced by the head while the victim is down and
+        // re-sent to it by its predecessor when it is back (the clients wait, within their 30 s deadline).
+        Task during = context.LoadAsync("during-restart", small: 30, chunked: 2, ct);
         var restart = System.Diagnostics.Stopwatch.StartNew();
+        await cluster.StopNodeAsync(victimIndex).ConfigureAwait(false);
         await cluster.StartNodeAsync(victimIndex, ct).ConfigureAwait(false);
+        context.Measure($"{victim} stopped and started again (READY)", restart.Elapsed);
+        await during.ConfigureAwait(false);
+        if (restart.Elapsed >= RestartWithin)
+            throw new DrillFailure($"the restart took {restart.Elapsed.TotalSeconds:0.0} s, longer than the failure timeout: the master replaced the node");
         await context.LoadAsync("after", small: 40, chunked: 3, ct).ConfigureAwait(false);
 
-        // Caught up: the victim is a member of chain 0 again (not syncing) and every chain's members agree.
+        // Caught up: the victim is still a member of chain 0 (nothing syncing) and every chain's members agree.
+        // A restarted middle node is sent what it missed by its predecessor on reconnect.
         ConvergenceResult? last = null;
         await DrillProbes.WaitForAsync(async token =>
         {
