@@ -56,6 +56,10 @@ public class CliAppTests
     [InlineData("check|--read-from|nowhere")]
     [InlineData("check|--shrink|-1")]
     [InlineData("check|--spec|/nonexistent/spec.json")]
+    [InlineData("drill")]
+    [InlineData("drill|earthquake")]
+    [InlineData("drill|short|--seed|x")]
+    [InlineData("drill|short|full")]
     [InlineData("put|b/k|/nonexistent/file|--if-absent|--if-version|3")]
     [InlineData("put|b/k|/nonexistent/file|--if-version|0")]
     [InlineData("put|b/k|/nonexistent/file|--if-version|-1")]
@@ -73,6 +77,33 @@ public class CliAppTests
         Assert.StartsWith("error: ", run.Err);
         Assert.Contains("usage: chain", run.Err);
         Assert.Equal("", run.Out);
+    }
+
+    [Fact]
+    public async Task A_drill_not_available_yet_exits_5_as_root_and_4_with_a_clear_message_otherwise()
+    {
+        string report = Path.Combine(Path.GetTempPath(), "chain-cli-drill-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            Run run = await RunAsync("drill", "restore-from-backup", "--report", report);
+            if (Chain.Harness.BellJar.DrillRunner.Unavailable() is null)
+            {
+                Assert.Equal(5, run.ExitCode);
+                Assert.Contains("| NOT AVAILABLE |", run.Out);
+                Assert.True(File.Exists(Path.Combine(report, "report.md")));
+                Assert.True(File.Exists(Path.Combine(report, "report.html")));
+            }
+            else
+            {
+                Assert.Equal(4, run.ExitCode);
+                Assert.Contains("needs root", run.Err);
+            }
+        }
+        finally
+        {
+            if (Directory.Exists(report))
+                Directory.Delete(report, recursive: true);
+        }
     }
 
     [Fact]

@@ -27,6 +27,28 @@ public interface IDrillScenario
     Task RunAsync(DrillContext context, CancellationToken ct);
 }
 
+/// <summary>The fixed parts of a scenario (name, description, sets, budget); subclasses write the body.</summary>
+public abstract class DrillScenario : IDrillScenario
+{
+    protected DrillScenario(string name, string description, TimeSpan budget, params string[] sets)
+    {
+        Name = name;
+        Description = description;
+        Budget = budget;
+        Sets = sets;
+    }
+
+    public string Name { get; }
+
+    public string Description { get; }
+
+    public IReadOnlyList<string> Sets { get; }
+
+    public TimeSpan Budget { get; }
+
+    public abstract Task RunAsync(DrillContext context, CancellationToken ct);
+}
+
 /// <summary>A check of a scenario that did not hold.</summary>
 public sealed class DrillFailure : Exception
 {
@@ -124,21 +146,26 @@ public sealed class DrillContext
 
     internal IReadOnlyList<string> Findings => _findings;
 
-    /// <summary>Starts the scenario's sealed cluster (namespaces, manifests); one per scenario.</summary>
-    public async Task<LocalCluster> StartClusterAsync(Action<LocalClusterOptions> configure, CancellationToken ct)
+    /// <summary>
+    /// Starts the scenario's sealed cluster (namespaces, manifests; failure timeout 3 s unless <paramref name="configure"/>
+    /// changes it); one per scenario.
+    /// </summary>
+    public async Task<LocalCluster> StartClusterAsync(int nodes, int chains, int replicas, CancellationToken ct, Action<LocalClusterOptions>? configure = null)
     {
-        ArgumentNullException.ThrowIfNull(configure);
         if (Cluster is not null)
             throw new InvalidOperationException("a scenario starts one cluster");
         var options = new LocalClusterOptions
         {
+            Nodes = nodes,
+            Chains = chains,
+            Replicas = replicas,
             DataDirectory = Path.Combine(Directory, "cluster"),
             Network = ClusterNetwork.Namespaces,
             Seal = Manifests,
             ServerDllPath = Options.ServerDllPath,
             FailureTimeout = TimeSpan.FromSeconds(3),
         };
-        configure(options);
+        configure?.Invoke(options);
         Log($"starting a sealed cluster: {options.Nodes} nodes, {options.Chains?.ToString(CultureInfo.InvariantCulture) ?? "default"} chains");
         Cluster = await LocalCluster.StartAsync(options, ct).ConfigureAwait(false);
         if (Options.MisconfigureNodeMasterAsHostName is { } index)

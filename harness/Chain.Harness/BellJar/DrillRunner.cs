@@ -98,6 +98,15 @@ public static class DrillRunner
             status = DrillStatus.Fail;
             failure = Describe(e);
         }
+        catch (OperationCanceledException)
+        {
+            // The whole run was cancelled (Ctrl-C): no verdict, but no namespace or process left behind either.
+            await stopWatching.CancelAsync().ConfigureAwait(false);
+            await watch.ConfigureAwait(false);
+            if (context.Cluster is { } running)
+                await running.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
         finally
         {
             await stopWatching.CancelAsync().ConfigureAwait(false);

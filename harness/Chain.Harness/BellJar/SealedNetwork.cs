@@ -126,65 +126,49 @@ public sealed class SealedNetwork
     /// k's manifest does not declare stays closed). Attempts to the other declared peers are then dropped and recorded
     /// with <see cref="UndeclaredAttempt.Declared"/> set. Connections already established stay up (restart the process).
     /// </summary>
-    public async Task NarrowAsync(int process, IEnumerable<int> peers, CancellationToken ct = default)
+    public Task NarrowAsync(int process, IEnumerable<int> peers, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(peers);
-        await _gate.WaitAsync(ct).ConfigureAwait(false);
-        try
+        HashSet<int> subset = peers.ToHashSet();
+        return LockedAsync(() =>
         {
-            _narrowed[process] = peers.ToHashSet();
-            await FillAllowlistAsync(process, ct).ConfigureAwait(false);
-        }
-        finally
-        {
-            _gate.Release();
-        }
+            _narrowed[process] = subset;
+            return FillAllowlistAsync(process, ct);
+        }, ct);
     }
 
     /// <summary>Opens process k's full declared allowlist again.</summary>
-    public async Task WidenAsync(int process, CancellationToken ct = default)
+    public Task WidenAsync(int process, CancellationToken ct = default) => LockedAsync(() =>
     {
-        await _gate.WaitAsync(ct).ConfigureAwait(false);
-        try
-        {
-            _narrowed.Remove(process);
-            await FillAllowlistAsync(process, ct).ConfigureAwait(false);
-        }
-        finally
-        {
-            _gate.Release();
-        }
-    }
+        _narrowed.Remove(process);
+        return FillAllowlistAsync(process, ct);
+    }, ct);
 
     /// <summary>
     /// Seals process k away: inside its namespace every packet in or out (but loopback) is dropped, before the recording
     /// rules, so nobody can reach it, it reaches nobody, and the other roles' attempts toward it stay declared ones.
     /// </summary>
-    public async Task SealAwayAsync(int process, CancellationToken ct = default)
+    public Task SealAwayAsync(int process, CancellationToken ct = default) => LockedAsync(async () =>
     {
-        await _gate.WaitAsync(ct).ConfigureAwait(false);
-        try
-        {
-            if (!_sealedAway.Add(process))
-                return;
-            await Iptables(process, ct, "-A", FaultChain, "!", "-o", "lo", "-j", "DROP").ConfigureAwait(false);
-            await Iptables(process, ct, "-A", FaultChain, "!", "-i", "lo", "-j", "DROP").ConfigureAwait(false);
-        }
-        finally
-        {
-            _gate.Release();
-        }
-    }
+        if (!_sealedAway.Add(process))
+            return;
+        await Iptables(process, ct, "-A", FaultChain, "!", "-o", "lo", "-j", "DROP").ConfigureAwait(false);
+        await Iptables(process, ct, "-A", FaultChain, "!", "-i", "lo", "-j", "DROP").ConfigureAwait(false);
+    }, ct);
 
     /// <summary>Undoes <see cref="SealAwayAsync"/>.</summary>
-    public async Task UnsealAsync(int process, CancellationToken ct = default)
+    public Task UnsealAsync(int process, CancellationToken ct = default) => LockedAsync(async () =>
+    {
+        if (_sealedAway.Remove(process))
+            await Iptables(process, ct, "-F", FaultChain).ConfigureAwait(false);
+    }, ct);
+
+    private async Task LockedAsync(Func<Task> change, CancellationToken ct)
     {
         await _gate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            if (!_sealedAway.Remove(process))
-                return;
-            await Iptables(process, ct, "-F", FaultChain).ConfigureAwait(false);
+            await change().ConfigureAwait(false);
         }
         finally
         {

@@ -8,27 +8,20 @@ namespace Chain.Harness.BellJar.Scenarios;
 /// disks one by one in a seeded random order with nothing else running; measured: the time until every chain serves
 /// (a write and a read on a key of every chain), and until the master answers. Then the data check.
 /// </summary>
-public sealed class ColdStartScenario : IDrillScenario
+public sealed class ColdStartScenario : DrillScenario
 {
     private const int Nodes = 4;
     private const int Chains = 4;
 
-    public string Name => "cold-start";
-
-    public string Description => "every process started from its disk in a random order, nothing else running; time until every chain serves";
-
-    public IReadOnlyList<string> Sets { get; } = new[] { "short", "full" };
-
-    public TimeSpan Budget => TimeSpan.FromSeconds(150);
-
-    public async Task RunAsync(DrillContext context, CancellationToken ct)
+    public ColdStartScenario()
+        : base("cold-start", "every process started from its disk in a random order, nothing else running; time until every chain serves",
+            TimeSpan.FromSeconds(150), "short", "full")
     {
-        LocalCluster cluster = await context.StartClusterAsync(o =>
-        {
-            o.Nodes = Nodes;
-            o.Chains = Chains;
-            o.Replicas = 3;
-        }, ct).ConfigureAwait(false);
+    }
+
+    public override async Task RunAsync(DrillContext context, CancellationToken ct)
+    {
+        LocalCluster cluster = await context.StartClusterAsync(Nodes, Chains, 3, ct).ConfigureAwait(false);
         await context.CreateBucketAsync(ct).ConfigureAwait(false);
         await context.LoadAsync("before", small: 40, chunked: 2, ct).ConfigureAwait(false);
 

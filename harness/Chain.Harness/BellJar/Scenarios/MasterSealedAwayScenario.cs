@@ -8,7 +8,7 @@ namespace Chain.Harness.BellJar.Scenarios;
 /// working. After the unseal: the master sees every node again, a config change (creating a bucket) works, every
 /// chain serves; then the data check (writes acknowledged during the window included).
 /// </summary>
-public sealed class MasterSealedAwayScenario : IDrillScenario
+public sealed class MasterSealedAwayScenario : DrillScenario
 {
     private const int Nodes = 3;
     private const int Chains = 3;
@@ -16,22 +16,15 @@ public sealed class MasterSealedAwayScenario : IDrillScenario
     private static readonly TimeSpan Window = TimeSpan.FromSeconds(8);
     private static readonly TimeSpan After = TimeSpan.FromSeconds(3);
 
-    public string Name => "master-sealed-away";
-
-    public string Description => "the master unreachable for a fixed window while clients read and write; recovery after it returns";
-
-    public IReadOnlyList<string> Sets { get; } = new[] { "short", "full" };
-
-    public TimeSpan Budget => TimeSpan.FromSeconds(150);
-
-    public async Task RunAsync(DrillContext context, CancellationToken ct)
+    public MasterSealedAwayScenario()
+        : base("master-sealed-away", "the master unreachable for a fixed window while clients read and write; recovery after it returns",
+            TimeSpan.FromSeconds(150), "short", "full")
     {
-        LocalCluster cluster = await context.StartClusterAsync(o =>
-        {
-            o.Nodes = Nodes;
-            o.Chains = Chains;
-            o.Replicas = 3;
-        }, ct).ConfigureAwait(false);
+    }
+
+    public override async Task RunAsync(DrillContext context, CancellationToken ct)
+    {
+        LocalCluster cluster = await context.StartClusterAsync(Nodes, Chains, 3, ct).ConfigureAwait(false);
         SealedNetwork seal = cluster.Seal!;
         await context.CreateBucketAsync(ct).ConfigureAwait(false);
         await context.LoadAsync("before", small: 30, chunked: 2, ct).ConfigureAwait(false);

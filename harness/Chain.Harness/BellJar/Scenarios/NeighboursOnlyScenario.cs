@@ -9,30 +9,25 @@ namespace Chain.Harness.BellJar.Scenarios;
 /// converges. Any attempt of that node toward a node outside its chains fails the scenario and names the
 /// code path's destination (a finding: the node needs more than its neighbours).
 /// </summary>
-public sealed class NeighboursOnlyScenario : IDrillScenario
+public sealed class NeighboursOnlyScenario : DrillScenario
 {
     private const int Nodes = 6;
     private const int Chains = 2;
     private static readonly TimeSpan RestartWithin = TimeSpan.FromSeconds(15);
 
-    public string Name => "neighbours-only";
-
-    public string Description => "a node that can reach only its chain neighbours and the master still does its job (restart, catch-up)";
-
-    public IReadOnlyList<string> Sets { get; } = new[] { "short", "full" };
-
-    public TimeSpan Budget => TimeSpan.FromSeconds(180);
-
-    public async Task RunAsync(DrillContext context, CancellationToken ct)
+    public NeighboursOnlyScenario()
+        : base("neighbours-only", "a node that can reach only its chain neighbours and the master still does its job (restart, catch-up)",
+            TimeSpan.FromSeconds(180), "short", "full")
     {
-        LocalCluster cluster = await context.StartClusterAsync(o =>
+    }
+
+    public override async Task RunAsync(DrillContext context, CancellationToken ct)
+    {
+        LocalCluster cluster = await context.StartClusterAsync(Nodes, Chains, 3, ct, o =>
         {
-            o.Nodes = Nodes;
-            o.Chains = Chains;
-            o.Replicas = 3;
             // Long enough that the restarted node stays a member and catches up from its predecessor (no spare sync).
             o.FailureTimeout = RestartWithin;
-        }, ct).ConfigureAwait(false);
+        }).ConfigureAwait(false);
         SealedNetwork seal = cluster.Seal!;
         ClusterConfig config = await DrillProbes.ConfigAsync(cluster, ct).ConfigureAwait(false)
             ?? throw new DrillFailure("the master did not answer GetConfig");

@@ -7,29 +7,24 @@ namespace Chain.Harness.BellJar.Scenarios;
 /// Measured: the time until every chain serves again (each kept a replica) and until full replication (every chain
 /// back to its replica count on the survivors, nothing syncing). Then the data check.
 /// </summary>
-public sealed class RegionLossScenario : IDrillScenario
+public sealed class RegionLossScenario : DrillScenario
 {
     private const int Nodes = 6;
     private const int Chains = 6;
     private const int Replicas = 3;
 
-    public string Name => "region-loss";
-
-    public string Description => "one zone (half of the nodes) lost at once; chains serve from survivors; time to full re-replication";
-
-    public IReadOnlyList<string> Sets { get; } = new[] { "full" };
-
-    public TimeSpan Budget => TimeSpan.FromSeconds(240);
-
-    public async Task RunAsync(DrillContext context, CancellationToken ct)
+    public RegionLossScenario()
+        : base("region-loss", "one zone (half of the nodes) lost at once; chains serve from survivors; time to full re-replication",
+            TimeSpan.FromSeconds(240), "full")
     {
-        LocalCluster cluster = await context.StartClusterAsync(o =>
+    }
+
+    public override async Task RunAsync(DrillContext context, CancellationToken ct)
+    {
+        LocalCluster cluster = await context.StartClusterAsync(Nodes, Chains, Replicas, ct, o =>
         {
-            o.Nodes = Nodes;
-            o.Chains = Chains;
-            o.Replicas = Replicas;
             o.ZoneOf = LocalClusterOptions.RoundRobinZones(2);
-        }, ct).ConfigureAwait(false);
+        }).ConfigureAwait(false);
         await context.CreateBucketAsync(ct).ConfigureAwait(false);
         await context.LoadAsync("before", small: 60, chunked: 4, ct).ConfigureAwait(false);
 
