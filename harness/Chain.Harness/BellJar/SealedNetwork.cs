@@ -34,7 +34,8 @@ public sealed record UndeclaredAttempt(string From, string Role, string Destinat
 /// failing before iptables, each namespace gets a default route via the bridge and a resolv.conf
 /// (<c>/etc/netns/NS/resolv.conf</c>) naming <see cref="ResolverAddress"/>: a DNS lookup shows up as udp/53 to it.
 /// Faults of a scenario sit in chain <c>BJ-FAULT</c>, before everything (sealing a role away drops its traffic
-/// inside its own namespace, so the other roles' attempts stay declared); the allowlist is chain <c>BJ-ALLOW</c>.
+/// inside its own namespace, so the other roles' attempts stay declared); a narrowing's excluded peers in
+/// <c>BJ-NARROW</c> (before the ESTABLISHED rule); the allowlist is chain <c>BJ-ALLOW</c>, the recorders <c>BJ-RECORD</c>.
 /// </summary>
 public sealed class SealedNetwork
 {
@@ -42,7 +43,9 @@ public sealed class SealedNetwork
     public static readonly IPAddress ResolverAddress = IPAddress.Parse("192.0.2.53");
 
     private const string FaultChain = "BJ-FAULT";
+    private const string NarrowChain = "BJ-NARROW";
     private const string AllowChain = "BJ-ALLOW";
+    private const string RecordChain = "BJ-RECORD";
     private const string NetnsEtc = "/etc/netns";
     // 1/min with a burst of 1000: the table holds a packet count of up to 1000 per flow (credit regenerates 1 a minute).
     private static readonly string[] Limit = { "--hashlimit-upto", "1/min", "--hashlimit-burst", "1000", "--hashlimit-htable-expire", "86400000", "--hashlimit-htable-max", "65536" };
@@ -63,12 +66,14 @@ public sealed class SealedNetwork
     private readonly ManifestSet _manifests;
     private readonly IReadOnlyList<SealedProcess> _processes;
     private readonly string _ip6tables;
+    private readonly string _iptablesRestore;
     private readonly Dictionary<int, HashSet<int>> _narrowed = new();
     private readonly HashSet<int> _sealedAway = new();
     private readonly SemaphoreSlim _gate = new(1, 1);
 
-    private SealedNetwork(NamespaceNetwork network, ManifestSet manifests, IReadOnlyList<SealedProcess> processes, string ip6tables)
+    private SealedNetwork(NamespaceNetwork network, ManifestSet manifests, IReadOnlyList<SealedProcess> processes, string ip6tables, string iptablesRestore)
     {
+        _iptablesRestore = iptablesRestore;
         _network = network;
         _manifests = manifests;
         _processes = processes;
@@ -84,8 +89,11 @@ public sealed class SealedNetwork
     {
         if (NamespaceNetwork.Unavailable() is { } reason)
             return reason;
-        if (Shell.Find("ip6tables") is null)
-            return "the 'ip6tables' tool is not installed (apt-get install iptables)";
+        foreach (string tool in new[] { "ip6tables", "iptables-restore" })
+        {
+            if (Shell.Find(tool) is null)
+                return $"the '{tool}' tool is not installed (apt-get install iptables)";
+        }
         return null;
     }
 
@@ -101,7 +109,7 @@ public sealed class SealedNetwork
             throw new InvalidOperationException("BellJar seal: " + reason);
         foreach (SealedProcess process in processes)
             _ = manifests.For(process.Role); // every role present needs a manifest
-        var seal = new SealedNetwork(network, manifests, processes, Shell.Find("ip6tables")!);
+        var seal = new SealedNetwork(network, manifests, processes, Shell.Find("ip6tables")!, Shell.Find("iptables-restore")!);
         for (int k = 0; k < processes.Count; k++)
             await seal.SealOneAsync(k, ct).ConfigureAwait(false);
         return seal;
@@ -123,8 +131,8 @@ public sealed class SealedNetwork
 
     /// <summary>
     /// Narrows process k's allowlist to the given peers (each on the ports its role's entry declares; a peer whose role
-    /// k's manifest does not declare stays closed). Attempts to the other declared peers are then dropped and recorded
-    /// with <see cref="UndeclaredAttempt.Declared"/> set. Connections already established stay up (restart the process).
+    /// k's manifest does not declare stays closed). Packets to the other declared peers — on connections already
+    /// established too — are then dropped and recorded with <see cref="UndeclaredAttempt.Declared"/> set.
     /// </summary>
     public Task NarrowAsync(int process, IEnumerable<int> peers, CancellationToken ct = default)
     {
@@ -290,15 +298,19 @@ public sealed class SealedNetwork
         await File.WriteAllTextAsync(Path.Combine(etc, "resolv.conf"),
             $"# BellJar: a resolver outside every allowlist, so a DNS lookup is a recorded udp/53 attempt\nnameserver {ResolverAddress}\noptions timeout:1 attempts:1\n", ct).ConfigureAwait(false);
 
-        await Iptables(k, ct, "-N", FaultChain).ConfigureAwait(false);
-        await Iptables(k, ct, "-N", AllowChain).ConfigureAwait(false);
+        foreach (string chain in new[] { FaultChain, NarrowChain, AllowChain, RecordChain })
+            await Iptables(k, ct, "-N", chain).ConfigureAwait(false);
+        foreach (var recorder in Recorders)
+            await Iptables(k, ct, RecordRule(RecordChain, recorder)).ConfigureAwait(false);
+        await Iptables(k, ct, "-A", RecordChain, "-j", "DROP").ConfigureAwait(false);
         await Iptables(k, ct, "-A", "INPUT", "-j", FaultChain).ConfigureAwait(false);
         await Iptables(k, ct, "-A", "OUTPUT", "-j", FaultChain).ConfigureAwait(false);
         await Iptables(k, ct, "-A", "OUTPUT", "-o", "lo", "-j", "ACCEPT").ConfigureAwait(false);
+        // Narrowing comes before the ESTABLISHED rule: it also cuts connections opened while the allowlist was wider.
+        await Iptables(k, ct, "-A", "OUTPUT", "-j", NarrowChain).ConfigureAwait(false);
         await Iptables(k, ct, "-A", "OUTPUT", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT").ConfigureAwait(false);
         await Iptables(k, ct, "-A", "OUTPUT", "-j", AllowChain).ConfigureAwait(false);
-        foreach (var recorder in Recorders)
-            await Iptables(k, ct, RecordRule(recorder)).ConfigureAwait(false);
+        await Iptables(k, ct, "-A", "OUTPUT", "-j", RecordChain).ConfigureAwait(false);
         await Iptables(k, ct, "-P", "OUTPUT", "DROP").ConfigureAwait(false);
 
         // IPv6: nothing is declared over it. Neighbour discovery and MLD are link housekeeping, not dependencies.
@@ -307,15 +319,15 @@ public sealed class SealedNetwork
         foreach (string type in new[] { "router-solicitation", "neighbour-solicitation", "neighbour-advertisement", "143" })
             await Ip6tables(k, ct, "-A", "OUTPUT", "-p", "ipv6-icmp", "--icmpv6-type", type, "-j", "ACCEPT").ConfigureAwait(false);
         foreach (var recorder in Recorders6)
-            await Ip6tables(k, ct, RecordRule(recorder)).ConfigureAwait(false);
+            await Ip6tables(k, ct, RecordRule("OUTPUT", recorder)).ConfigureAwait(false);
         await Ip6tables(k, ct, "-P", "OUTPUT", "DROP").ConfigureAwait(false);
 
         await FillAllowlistAsync(k, ct).ConfigureAwait(false);
     }
 
-    private static string[] RecordRule((string Table, string Protocol, string? Match, string Mode) recorder)
+    private static string[] RecordRule(string chain, (string Table, string Protocol, string? Match, string Mode) recorder)
     {
-        var rule = new List<string> { "-A", "OUTPUT" };
+        var rule = new List<string> { "-A", chain };
         if (recorder.Match is { } match)
             rule.AddRange(new[] { "-p", match });
         rule.AddRange(new[] { "-m", "hashlimit", "--hashlimit-name", recorder.Table, "--hashlimit-mode", recorder.Mode });
@@ -324,13 +336,34 @@ public sealed class SealedNetwork
         return rule.ToArray();
     }
 
+    /// <summary>
+    /// Fills BJ-ALLOW with every declared destination and BJ-NARROW with those a narrowing leaves out (they go to the
+    /// recorders, established connections included). Each chain is replaced in one iptables-restore transaction, so a
+    /// packet never meets a half-filled chain (a flush and re-add would drop — and record — a declared connection).
+    /// </summary>
     private async Task FillAllowlistAsync(int process, CancellationToken ct)
     {
-        await Iptables(process, ct, "-F", AllowChain).ConfigureAwait(false);
-        foreach ((_, IPAddress address, int port) in DeclaredTargets(process, narrowed: true))
+        var declared = DeclaredTargets(process, narrowed: false).ToList();
+        var kept = DeclaredTargets(process, narrowed: true).Select(t => t.Peer).ToHashSet();
+        var restore = new System.Text.StringBuilder("*filter\n");
+        restore.Append(CultureInfo.InvariantCulture, $"-F {AllowChain}\n-F {NarrowChain}\n");
+        foreach ((int peer, IPAddress address, int port) in declared)
         {
-            await Iptables(process, ct, "-A", AllowChain, "-d", address + "/32", "-p", "tcp", "--dport",
-                port.ToString(CultureInfo.InvariantCulture), "-j", "ACCEPT").ConfigureAwait(false);
+            string match = $"-d {address}/32 -p tcp --dport {port.ToString(CultureInfo.InvariantCulture)}";
+            restore.Append(CultureInfo.InvariantCulture, $"-A {AllowChain} {match} -j ACCEPT\n");
+            if (!kept.Contains(peer))
+                restore.Append(CultureInfo.InvariantCulture, $"-A {NarrowChain} {match} -j {RecordChain}\n");
+        }
+        restore.Append("COMMIT\n");
+        string file = Path.Combine(Path.GetTempPath(), $"{_network.NamespaceOf(process)}-{Guid.NewGuid():N}.rules");
+        await File.WriteAllTextAsync(file, restore.ToString(), ct).ConfigureAwait(false);
+        try
+        {
+            await _network.ExecAsync(process, new[] { _iptablesRestore, "-w", "-n", file }, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            File.Delete(file);
         }
     }
 

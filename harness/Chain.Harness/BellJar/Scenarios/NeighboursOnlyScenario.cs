@@ -50,9 +50,9 @@ public sealed class NeighboursOnlyScenario : DrillScenario
         // re-sent to it by its predecessor when it is back (the clients wait, within their 30 s deadline).
         Task during = context.LoadAsync("during-restart", small: 30, chunked: 2, ct);
         var restart = System.Diagnostics.Stopwatch.StartNew();
-        await cluster.StopNodeAsync(victimIndex).ConfigureAwait(false);
+        await cluster.KillNodeAsync(victimIndex).ConfigureAwait(false);
         await cluster.StartNodeAsync(victimIndex, ct).ConfigureAwait(false);
-        context.Measure($"{victim} stopped and started again (READY)", restart.Elapsed);
+        context.Measure($"{victim} killed (SIGKILL) and started again from its disk (READY)", restart.Elapsed);
         await during.ConfigureAwait(false);
         if (restart.Elapsed >= RestartWithin)
             throw new DrillFailure($"the restart took {restart.Elapsed.TotalSeconds:0.0} s, longer than the failure timeout: the master replaced the node");
@@ -73,10 +73,53 @@ public sealed class NeighboursOnlyScenario : DrillScenario
         context.SetTimeToServe("node", caughtUp);
         context.Measure($"{victim} restarted until every chain converged", caughtUp);
 
+        await ProbeHeadAsync(context, seal, config, ct).ConfigureAwait(false);
         await context.VerifyLedgerAsync(ct).ConfigureAwait(false);
         var blocked = (await seal.AttemptsOfAsync(victimProcess, ct).ConfigureAwait(false)).Where(a => a.Declared).ToList();
         if (blocked.Count > 0)
             throw new DrillFailure($"{victim} needed more than its neighbours: " + string.Join("; ", blocked));
         context.Measure("attempts of the narrowed node outside its neighbours", "none");
+    }
+
+    /// <summary>
+    /// The finding part: a head is not a "neighbours only" node. Narrowed to its chain and the master, the head of chain 0
+    /// is asked to commit a distributed object of a key on chain 0 whose chunks landed partly on chain 1: the commit asks
+    /// chain 1's head whether it holds them (Admin.HasChunks). Reported (blocked destinations, whether the put was
+    /// acknowledged), not judged; the allowlist is widened again afterwards.
+    /// </summary>
+    private static async Task ProbeHeadAsync(DrillContext context, SealedNetwork seal, ClusterConfig config, CancellationToken ct)
+    {
+        ChainInfo chain0 = config.Chains.First(c => c.ChainId == 0);
+        string head = chain0.Nodes[0];
+        int headProcess = seal.IndexOf(head);
+        string key = KeyWithChunkOnOtherChain(context.Ledger);
+        await seal.NarrowAsync(headProcess, chain0.Nodes.Where(n => n != head).Select(seal.IndexOf).Prepend(0), ct).ConfigureAwait(false);
+        bool acknowledged;
+        await using (Chain.Client.ChainClient client = context.Client(TimeSpan.FromSeconds(12)))
+            acknowledged = await context.Ledger.WriteAsync(client, key, chunked: true, ct).ConfigureAwait(false);
+        var blocked = (await seal.AttemptsOfAsync(headProcess, ct).ConfigureAwait(false)).Where(a => a.Declared).ToList();
+        await seal.WidenAsync(headProcess, ct).ConfigureAwait(false);
+        string outcome = acknowledged ? "the put was acknowledged" : "the put was not acknowledged within 12 s";
+        context.Measure($"head {head} of chain 0 narrowed to its neighbours, committing a distributed object with a chunk on chain 1",
+            outcome + "; blocked: " + (blocked.Count == 0 ? "nothing" : string.Join("; ", blocked)));
+        if (blocked.Count > 0)
+            context.Finding($"a head needs more than its neighbours: committing a distributed object asks the head of every chunk's chain (Admin.HasChunks); {head} -> {string.Join(", ", blocked.Select(b => b.DestinationName).Distinct())}; {outcome}");
+    }
+
+    /// <summary>A fresh key on chain 0 whose chunked content has a chunk on chain 1.</summary>
+    private static string KeyWithChunkOnOtherChain(WriteLedger ledger)
+    {
+        for (int attempt = 0; attempt < 10_000; attempt++)
+        {
+            string key = DrillProbes.KeyOnChain(ledger, 0, Chains);
+            byte[] content = ledger.Content(key, WriteLedger.ChunkedBytes);
+            for (int offset = 0; offset < content.Length; offset += WriteLedger.ChunkBytes)
+            {
+                byte[] id = System.Security.Cryptography.SHA256.HashData(content.AsSpan(offset, Math.Min(WriteLedger.ChunkBytes, content.Length - offset)));
+                if (Chain.Protocol.Placement.ChainForChunk(id, Chains) == 1)
+                    return key;
+            }
+        }
+        throw new InvalidOperationException("no key on chain 0 with a chunk on chain 1");
     }
 }
