@@ -35,7 +35,9 @@ internal static class DrillCommand
         }
         if (DrillRunner.Unavailable() is { } reason)
         {
-            io.Err.WriteLine($"chain drill: BellJar needs root to seal network namespaces: {reason}");
+            io.Err.WriteLine(Chain.Harness.Shell.IsRoot
+                ? $"chain drill: cannot seal network namespaces here: {reason}"
+                : $"chain drill: BellJar needs root: it seals every process in its own network namespace with iptables (running as '{Environment.UserName}'; try sudo ./chain drill ...)");
             return CannotSeal;
         }
 
