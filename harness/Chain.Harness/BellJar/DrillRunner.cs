@@ -127,6 +127,8 @@ public static class DrillRunner
                 context.Finding($"could not read the recorded attempts: {e.Message}");
             }
         }
+        foreach (UndeclaredAttempt attempt in attempts)
+            context.Log($"dropped: {attempt}");
         var undeclared = attempts.Where(a => !a.Declared).ToList();
         if (undeclared.Count > 0 && status == DrillStatus.Pass)
         {
