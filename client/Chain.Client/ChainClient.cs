@@ -694,8 +694,19 @@ public sealed partial class ChainClient : IAsyncDisposable, IDisposable
 
     // ------------------------------------------------------------------ helpers
 
-    private Task<ClusterConfig> FetchConfigAsync(CancellationToken cancellationToken) =>
-        _transport.For(_options.Master).UnaryAsync(MasterMethods.GetConfig, new GetConfigRequest(), UnaryOptions(cancellationToken));
+    private async Task<ClusterConfig> FetchConfigAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await _transport.For(_options.Master).UnaryAsync(MasterMethods.GetConfig, new GetConfigRequest(), UnaryOptions(cancellationToken)).ConfigureAwait(false);
+        }
+        catch (RpcException e) when (e.Status is StatusCode.DeadlineExceeded or StatusCode.Unavailable)
+        {
+            // The master may be back while this connection still waits out TCP's back-off: the next fetch gets a new one.
+            _transport.Reconnect(_options.Master);
+            throw;
+        }
+    }
 
     private Task<ClusterSnapshot> FreshConfigAsync(CancellationToken cancellationToken)
     {

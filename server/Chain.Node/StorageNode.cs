@@ -25,7 +25,16 @@ public sealed class StorageNode : IAsyncDisposable
     private readonly SemaphoreSlim _configGate = new(1, 1);
     private readonly object _refreshLock = new();
     private readonly CancellationTokenSource _stopping = new();
-    private readonly IRpcInvoker _master;
+    // The master's channel: not shared with the chain channels, and replaced by a new one (a new connection) after
+    // consecutive failed calls — an HTTP/2 connection whose packets were dropped waits out TCP's retransmission
+    // back-off, seconds after the master is reachable again.
+    private IRpcInvoker _master;
+    private int _masterFailures;
+
+    /// <summary>Register and heartbeat calls: longer than a lease (a later answer grants no lease anyway).</summary>
+    private static readonly TimeSpan MasterCallTimeout = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan ConfigFetchTimeout = TimeSpan.FromSeconds(5);
+    private const int MasterFailuresBeforeReconnect = 2;
     private Task _heartbeats = Task.CompletedTask;
     private ClusterConfig? _config;
     private Task<ClusterConfig?>? _refresh;
@@ -40,7 +49,7 @@ public sealed class StorageNode : IAsyncDisposable
         _store = new NodeStore(engine);
         _loggers = loggers;
         _log = loggers.CreateLogger<StorageNode>();
-        _master = Channel(options.MasterAddress);
+        _master = Connect(options.MasterAddress);
         InFlightBytes = new ByteBudget(Limits.NodeInFlightBytesMax, options.SignalContinuations);
         Integrity = new ChunkIntegrity(this, loggers.CreateLogger<ChunkIntegrity>());
         string? owner = _store.LoadNodeId();
@@ -97,10 +106,34 @@ public sealed class StorageNode : IAsyncDisposable
 
     internal ChainReplica? GetReplica(uint chainId) => _replicas.TryGetValue(chainId, out ChainReplica? r) ? r : null;
 
-    internal IRpcInvoker Channel(Uri address) =>
-        _channels.GetOrAdd(address.ToString(), _ => _options.Connect is { } connect
-            ? connect(address)
-            : new RpcChannel(address, new RpcLimits { MaxMessageBytes = Limits.MessageBytesMax }));
+    internal IRpcInvoker Channel(Uri address) => _channels.GetOrAdd(address.ToString(), _ => Connect(address));
+
+    private IRpcInvoker Connect(Uri address) => _options.Connect is { } connect
+        ? connect(address)
+        : new RpcChannel(address, new RpcLimits { MaxMessageBytes = Limits.MessageBytesMax });
+
+    /// <summary>
+    /// Counts a failed call to the master; after <see cref="MasterFailuresBeforeReconnect"/> in a row the channel is
+    /// replaced, and the old one is disposed once every call on it has timed out.
+    /// </summary>
+    private void MasterCallFailed()
+    {
+        if (++_masterFailures < MasterFailuresBeforeReconnect)
+            return;
+        _masterFailures = 0;
+        IRpcInvoker retired = Interlocked.Exchange(ref _master, Connect(_options.MasterAddress));
+        _ = _options.Spawn(async () =>
+        {
+            try
+            {
+                await Task.Delay(ConfigFetchTimeout * 2, _options.Time, _stopping.Token);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+            retired.Dispose();
+        });
+    }
 
     /// <summary>Fetches the config from the master now (coalescing concurrent callers); null if unreachable.</summary>
     internal Task<ClusterConfig?> RefreshConfigAsync()
@@ -119,7 +152,7 @@ public sealed class StorageNode : IAsyncDisposable
         try
         {
             ClusterConfig config = await _master.UnaryAsync(MasterMethods.GetConfig, new GetConfigRequest(),
-                new CallOptions { Timeout = TimeSpan.FromSeconds(5), CancellationToken = _stopping.Token });
+                new CallOptions { Timeout = ConfigFetchTimeout, CancellationToken = _stopping.Token });
             await ApplyConfigAsync(config, persist: true);
             Volatile.Write(ref _fresh, true);
             return config;
@@ -144,7 +177,7 @@ public sealed class StorageNode : IAsyncDisposable
                     await _master.UnaryAsync(MasterMethods.Register, new RegisterRequest
                     {
                         Node = new NodeInfo { NodeId = _options.NodeId, Address = _advertised!.ToString().TrimEnd('/'), Zone = _options.Zone },
-                    }, new CallOptions { Timeout = TimeSpan.FromSeconds(5), CancellationToken = stop });
+                    }, new CallOptions { Timeout = MasterCallTimeout, CancellationToken = stop });
                     registered = true;
                     _log.LogInformation("registered with the master at {Master}", _options.MasterAddress);
                     await RefreshConfigAsync();
@@ -162,7 +195,7 @@ public sealed class StorageNode : IAsyncDisposable
                 }
                 long sentAt = _options.Time.GetTimestamp();
                 HeartbeatResponse beat = await _master.UnaryAsync(MasterMethods.Heartbeat, heartbeat,
-                    new CallOptions { Timeout = TimeSpan.FromSeconds(5), CancellationToken = stop });
+                    new CallOptions { Timeout = MasterCallTimeout, CancellationToken = stop });
                 if (beat.ConfigVersion == heartbeat.ConfigVersion && _fresh)
                 {
                     long until = sentAt + (long)(beat.LeaseMs / 1000.0 * _options.Time.TimestampFrequency);
@@ -175,6 +208,7 @@ public sealed class StorageNode : IAsyncDisposable
                 if (!Volatile.Read(ref _fresh) || beat.ConfigVersion != (Config?.Version ?? ulong.MaxValue))
                     _ = RefreshConfigAsync();
                 retry = TimeSpan.FromMilliseconds(100);
+                _masterFailures = 0;
                 await Task.Delay(_options.HeartbeatInterval, _options.Time, stop);
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
@@ -185,6 +219,8 @@ public sealed class StorageNode : IAsyncDisposable
             {
                 if (e is RpcException { Status: StatusCode.FailedPrecondition })
                     registered = false;
+                if (e is RpcException { Status: StatusCode.DeadlineExceeded or StatusCode.Unavailable })
+                    MasterCallFailed();
                 if (e is RpcException)
                     _log.LogDebug("node {Node}: master unreachable or refused: {Error}", _options.NodeId, e.Message);
                 else
@@ -280,5 +316,6 @@ public sealed class StorageNode : IAsyncDisposable
             await replica.DisposeAsync();
         foreach (IRpcInvoker channel in _channels.Values)
             channel.Dispose();
+        _master.Dispose();
     }
 }

@@ -105,6 +105,40 @@ public class ChainClientTests
     }
 
     [Fact]
+    public async Task Writes_go_on_with_the_cached_table_while_the_master_is_unreachable_and_its_connection_is_renewed()
+    {
+        bool masterUp = true;
+        var fake = new FakeTransport
+        {
+            ConfigSource = () => masterUp
+                ? FakeTransport.Cluster(1, 3, version: 1, epoch: 1)
+                : throw FakeTransport.Error(StatusCode.Unavailable, null),
+        };
+        // The first put meets a node that is not ready (it invalidates the table) just as the master goes away.
+        fake.Put = _ => fake.PutCalls.Count == 0
+            ? new FakePutCall
+            {
+                FailOn = (_, index) =>
+                {
+                    if (index != 0)
+                        return null;
+                    masterUp = false;
+                    return FakeTransport.Error(StatusCode.Unavailable, ErrorKinds.NotReady);
+                },
+            }
+            : new FakePutCall { Respond = _ => new PutResponse { Version = 1 } };
+        using var client = Client(fake);
+
+        await client.PutAsync("bkt", "a", new byte[] { 1 });
+        for (int i = 0; i < 5; i++)
+            await client.PutAsync("bkt", "b" + i, new byte[] { 2 });
+
+        Assert.Equal(7, fake.PutCalls.Count); // one refused attempt, then every put went through with the cached table
+        Assert.All(fake.PutCalls, c => Assert.Equal(FakeTransport.Address(0), c.Address));
+        Assert.Contains(FakeTransport.Master, fake.Reconnects);
+    }
+
+    [Fact]
     public async Task Put_after_a_stale_epoch_refreshes_the_config_reuses_the_request_id_and_rewinds_the_source()
     {
         var config = FakeTransport.Cluster(1, 3, version: 1, epoch: 1);

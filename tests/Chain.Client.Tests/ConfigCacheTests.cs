@@ -84,6 +84,42 @@ public class ConfigCacheTests
     }
 
     [Fact]
+    public async Task A_stale_table_is_still_served_while_the_master_is_unreachable_and_replaced_once_it_answers()
+    {
+        bool masterUp = true;
+        ulong version = 1;
+        int fetches = 0;
+        var cache = new ConfigCache(_ =>
+        {
+            Interlocked.Increment(ref fetches);
+            return masterUp
+                ? Task.FromResult(FakeTransport.Cluster(1, 1, version: version))
+                : Task.FromException<ClusterConfig>(FakeTransport.Error(Chain.Rpc.StatusCode.Unavailable, null));
+        });
+        Assert.Equal(1ul, (await cache.GetAsync(false, CancellationToken.None)).Version);
+
+        masterUp = false;
+        cache.Invalidate(1);
+        // The first caller after the invalidation learns that the master is away ...
+        await Assert.ThrowsAsync<Chain.Rpc.RpcException>(() => cache.GetAsync(false, CancellationToken.None));
+        // ... later callers route with the table they have, without waiting for the master.
+        for (int i = 0; i < 100; i++)
+            Assert.Equal(1ul, (await cache.GetAsync(false, CancellationToken.None)).Version);
+        Assert.True(fetches <= 3, $"background fetches are paced while the master is away, not one per call ({fetches})");
+        // An explicit fresh request still needs the master.
+        await Assert.ThrowsAsync<Chain.Rpc.RpcException>(() => cache.GetAsync(true, CancellationToken.None));
+
+        masterUp = true;
+        version = 2;
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while ((await cache.GetAsync(false, CancellationToken.None)).Version != 2)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the master's new table was never fetched after it came back");
+            await Task.Delay(20);
+        }
+    }
+
+    [Fact]
     public void Offer_takes_only_newer_configs()
     {
         var cache = new ConfigCache(_ => Task.FromResult(new ClusterConfig()));

@@ -37,6 +37,11 @@ internal sealed class FakeTransport : IRpcTransport
 
     public IRpcCaller For(Uri address) => new Caller(this, address);
 
+    /// <summary>Addresses the client asked to reconnect, in order.</summary>
+    public ConcurrentQueue<Uri> Reconnects { get; } = new();
+
+    public void Reconnect(Uri address) => Reconnects.Enqueue(address);
+
     public void Dispose() => Disposed = true;
 
     public IEnumerable<(Uri Address, string Method, IMessage Request)> CallsTo(string method) =>

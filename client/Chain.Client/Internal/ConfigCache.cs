@@ -75,6 +75,9 @@ internal sealed class ConfigCache
     private ClusterSnapshot? _current;
     private bool _stale;
     private Task<ClusterSnapshot>? _inflight;
+    private bool _lastFetchFailed;
+    private long _lastFailureMs;
+    private const long FailedFetchPauseMs = 500;
     private int _fetches;
 
     public ConfigCache(Func<CancellationToken, Task<ClusterConfig>> fetch, CancellationToken shutdown = default)
@@ -91,7 +94,12 @@ internal sealed class ConfigCache
         get { lock (_gate) return _current; }
     }
 
-    /// <summary>The cached snapshot, or a fresh one when there is none, it is stale, or <paramref name="fresh"/> is set.</summary>
+    /// <summary>
+    /// The cached snapshot, or a fresh one when there is none, it is stale, or <paramref name="fresh"/> is set. A stale
+    /// snapshot is still served while the master is unreachable (the last fetch failed): the data path does not need
+    /// the master — every node checks the epoch a request was routed with, so a table that really is out of date
+    /// costs a rejected attempt, never a wrong answer — and a fetch keeps being retried in the background.
+    /// </summary>
     public Task<ClusterSnapshot> GetAsync(bool fresh, CancellationToken cancellationToken)
     {
         Task<ClusterSnapshot> task;
@@ -99,9 +107,33 @@ internal sealed class ConfigCache
         {
             if (!fresh && !_stale && _current is not null)
                 return Task.FromResult(_current);
+            if (!fresh && _lastFetchFailed && _current is not null)
+            {
+                // Not more than one background attempt per FailedFetchPause while the master stays away.
+                if (_inflight is null && Environment.TickCount64 - _lastFailureMs >= FailedFetchPauseMs)
+                    _inflight = StartFetch();
+                return Task.FromResult(_current);
+            }
             task = _inflight ??= StartFetch();
+            if (!fresh && _current is not null)
+                return FetchOrFallBackAsync(task, _current, cancellationToken);
         }
         return task.WaitAsync(cancellationToken);
+    }
+
+    /// <summary>How long a caller holding a stale table waits for the master before routing with the table it has.</summary>
+    private static readonly TimeSpan StaleFallbackWait = TimeSpan.FromMilliseconds(500);
+
+    private static async Task<ClusterSnapshot> FetchOrFallBackAsync(Task<ClusterSnapshot> fetch, ClusterSnapshot current, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await fetch.WaitAsync(StaleFallbackWait, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            return current; // the master is slow or away: the nodes will say if the table really is out of date
+        }
     }
 
     /// <summary>Marks the cache stale if it still holds the version the caller used (or older).</summary>
@@ -134,7 +166,10 @@ internal sealed class ConfigCache
     private Task<ClusterSnapshot> StartFetch()
     {
         Interlocked.Increment(ref _fetches);
-        return Task.Run(FetchAsync);
+        Task<ClusterSnapshot> fetch = Task.Run(FetchAsync);
+        // A background fetch nobody awaits still has its failure observed.
+        _ = fetch.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return fetch;
     }
 
     private async Task<ClusterSnapshot> FetchAsync()
@@ -149,6 +184,7 @@ internal sealed class ConfigCache
                 // lower (a master that restarted from scratch).
                 _current = snapshot;
                 _stale = false;
+                _lastFetchFailed = false;
                 _inflight = null;
             }
             return snapshot;
@@ -156,7 +192,11 @@ internal sealed class ConfigCache
         catch
         {
             lock (_gate)
+            {
                 _inflight = null;
+                _lastFetchFailed = true;
+                _lastFailureMs = Environment.TickCount64;
+            }
             throw;
         }
     }

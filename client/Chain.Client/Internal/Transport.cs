@@ -31,6 +31,12 @@ internal interface IClientStreamingCall<in TReq, TResp> : IDisposable
 internal interface IRpcTransport : IDisposable
 {
     IRpcCaller For(Uri address);
+
+    /// <summary>
+    /// Gives <paramref name="address"/> a new connection for the calls that follow: an HTTP/2 connection whose
+    /// packets were dropped (a partition) waits out TCP's retransmission back-off long after the peer is reachable.
+    /// </summary>
+    void Reconnect(Uri address);
 }
 
 /// <summary>One <see cref="RpcChannel"/> per address (normalized absolute URI), created on first use, disposed with the transport.</summary>
@@ -49,6 +55,18 @@ internal sealed class RpcChannelTransport : IRpcTransport
             address);
         return lazy.Value;
     }
+
+    public void Reconnect(Uri address)
+    {
+        if (_disposed || !_channels.TryRemove(address.AbsoluteUri, out Lazy<ChannelCaller>? old) || !old.IsValueCreated)
+            return;
+        // Calls still running on the old channel end by their deadlines; it is disposed after the longest of those.
+        RpcChannel retired = old.Value.Channel;
+        _ = Task.Delay(RetiredChannelLinger).ContinueWith(_ => retired.Dispose(), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+    }
+
+    /// <summary>How long a replaced channel stays open for the calls already on it.</summary>
+    private static readonly TimeSpan RetiredChannelLinger = TimeSpan.FromMinutes(2);
 
     public void Dispose()
     {

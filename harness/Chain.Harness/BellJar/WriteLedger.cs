@@ -64,6 +64,10 @@ public sealed class WriteLedger
         {
             await client.PutAsync(Bucket, key, Content(key, size), null, ct).ConfigureAwait(false);
         }
+        catch (ObjectNotFoundException)
+        {
+            throw new DrillFailure($"read of acknowledged '{Bucket}/{key}' found no object");
+        }
         catch (Exception e) when (e is ChainException or TimeoutException or OperationCanceledException or IOException or System.Net.Http.HttpRequestException
                                    && !ct.IsCancellationRequested)
         {
@@ -73,7 +77,10 @@ public sealed class WriteLedger
         return true;
     }
 
-    /// <summary>Reads an acknowledged key back and compares it; false on any error or difference.</summary>
+    /// <summary>
+    /// Reads an acknowledged key back and compares it: true when equal, false when the read failed (unavailable,
+    /// timed out); a missing object or other content throws <see cref="DrillFailure"/> (an acknowledged write lost).
+    /// </summary>
     public async Task<bool> ReadBackAsync(ChainClient client, string key, CancellationToken ct)
     {
         if (!_acknowledged.TryGetValue(key, out int size))
@@ -81,7 +88,10 @@ public sealed class WriteLedger
         try
         {
             byte[] data = await client.GetBytesAsync(Bucket, key, ct).ConfigureAwait(false);
-            return data.AsSpan().SequenceEqual(Content(key, size));
+            // Keys are written once: any other content is a consistency violation, not an unavailable read.
+            if (!data.AsSpan().SequenceEqual(Content(key, size)))
+                throw new DrillFailure($"read of acknowledged '{Bucket}/{key}' returned {data.Length} bytes that differ from the {size} bytes written");
+            return true;
         }
         catch (Exception e) when (e is ChainException or TimeoutException or OperationCanceledException or IOException or System.Net.Http.HttpRequestException
                                    && !ct.IsCancellationRequested)
