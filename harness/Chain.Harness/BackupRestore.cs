@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Security.Cryptography;
 using Chain.Client;
 using Chain.Protocol.Backup;
 using Chain.Protocol.V1;
@@ -197,12 +196,11 @@ public static class BackupRestore
                 string? problem = null;
                 try
                 {
-                    using var sink = new HashingSink();
+                    await using var sink = new DigestStream();
                     await client.GetAsync(meta.Bucket, key, sink, cancellationToken: token).ConfigureAwait(false);
-                    byte[] digest = sink.Finish();
                     if (sink.Length != (long)meta.Size)
                         problem = $"{sink.Length} bytes, the backup says {meta.Size}";
-                    else if (!digest.AsSpan().SequenceEqual(meta.Sha256.Span))
+                    else if (sink.DigestHex() != Convert.ToHexStringLower(meta.Sha256.Span))
                         problem = "SHA-256 differs from the backup's record";
                 }
                 catch (ChainException e)
@@ -236,72 +234,6 @@ public static class BackupRestore
                 if (record.ColumnFamily == "objects")
                     yield return ObjectMeta.Parser.ParseFrom(record.Value);
             }
-        }
-    }
-
-    /// <summary>A write-only stream that keeps only the SHA-256 and the length of what passes through it.</summary>
-    private sealed class HashingSink : Stream
-    {
-        private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        private long _length;
-
-        public override bool CanRead => false;
-        // Seekable to the start only: a get retried after a partial attempt rewinds its destination.
-        public override bool CanSeek => true;
-        public override bool CanWrite => true;
-        public override long Length => _length;
-        public override long Position { get => _length; set => SetLength(value); }
-
-        public byte[] Finish() => _hash.GetHashAndReset();
-
-        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
-
-        public override void Write(ReadOnlySpan<byte> buffer)
-        {
-            _hash.AppendData(buffer);
-            _length += buffer.Length;
-        }
-
-        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
-        {
-            Write(buffer.Span);
-            return ValueTask.CompletedTask;
-        }
-
-        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
-        {
-            Write(buffer.AsSpan(offset, count));
-            return Task.CompletedTask;
-        }
-
-        public override void SetLength(long value)
-        {
-            if (value == _length)
-                return;
-            if (value != 0)
-                throw new NotSupportedException();
-            _hash.GetHashAndReset();
-            _length = 0;
-        }
-
-        public override void Flush()
-        {
-        }
-
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin)
-        {
-            if (origin != SeekOrigin.Begin)
-                throw new NotSupportedException();
-            SetLength(offset);
-            return 0;
-        }
-
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing)
-                _hash.Dispose();
-            base.Dispose(disposing);
         }
     }
 }
