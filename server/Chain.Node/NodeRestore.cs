@@ -67,21 +67,34 @@ public static class NodeRestore
         byte[] prefix = NodeStore.ChainPrefix(chainId);
         var batch = new KvBatch();
         long records = 0, bytes = 0;
-        while (reader.Read(out SnapshotRecord record))
+        // One batch in the engine while the next is read: reading and verifying overlap with the synced write.
+        Task inFlight = Task.CompletedTask;
+        try
         {
-            if (!record.Key.AsSpan().StartsWith(prefix) || !NodeStore.ColumnFamilies.Contains(record.ColumnFamily))
-                throw new InvalidDataException($"{path}: a record of another chain or column family ({record.ColumnFamily})");
-            if (record.ColumnFamily == NodeStore.Chunks && !Digests.Matches(record.Value, record.Key.AsSpan(4)))
-                throw new InvalidDataException($"{path}: chunk {Convert.ToHexStringLower(record.Key.AsSpan(4))} does not match its SHA-256");
-            batch.Put(record.ColumnFamily, record.Key, record.Value);
-            records++;
-            bytes += record.Key.Length + record.Value.Length;
-            if (batch.ByteSize >= BatchBytes || batch.Count >= BatchRecords)
+            while (reader.Read(out SnapshotRecord record))
             {
-                await engine.WriteAsync(batch, cancellationToken);
-                batch = new KvBatch();
+                if (!record.Key.AsSpan().StartsWith(prefix) || !NodeStore.ColumnFamilies.Contains(record.ColumnFamily))
+                    throw new InvalidDataException($"{path}: a record of another chain or column family ({record.ColumnFamily})");
+                if (record.ColumnFamily == NodeStore.Chunks && !Digests.Matches(record.Value, record.Key.AsSpan(4)))
+                    throw new InvalidDataException($"{path}: chunk {Convert.ToHexStringLower(record.Key.AsSpan(4))} does not match its SHA-256");
+                batch.Put(record.ColumnFamily, record.Key, record.Value);
+                records++;
+                bytes += record.Key.Length + record.Value.Length;
+                if (batch.ByteSize >= BatchBytes || batch.Count >= BatchRecords)
+                {
+                    await inFlight;
+                    inFlight = engine.WriteAsync(batch, cancellationToken).AsTask();
+                    batch = new KvBatch();
+                }
             }
         }
+        catch
+        {
+            // The file is bad: the failure to report is the reader's, not a write's still in flight.
+            _ = inFlight.ContinueWith(t => t.Exception, TaskScheduler.Default);
+            throw;
+        }
+        await inFlight;
         if (batch.Count > 0)
             await engine.WriteAsync(batch, cancellationToken);
         return (records, bytes);

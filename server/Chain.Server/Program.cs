@@ -238,9 +238,16 @@ public static class Program
         if (Directory.Exists(path))
             throw new InvalidOperationException($"{path} exists; restore needs an empty node data directory");
         Directory.CreateDirectory(data);
-        using var engine = RocksDbEngine.Open(path,
-            new RocksDbOptions { ColumnFamilies = StorageNode.ColumnFamilies.ToArray(), BlobColumnFamilies = StorageNode.BlobColumnFamilies.ToArray() });
+        // Bulk load: no write-ahead log (the data would be written twice); durable once Flush returns, before success.
+        using var engine = RocksDbEngine.Open(path, new RocksDbOptions
+        {
+            ColumnFamilies = StorageNode.ColumnFamilies.ToArray(),
+            BlobColumnFamilies = StorageNode.BlobColumnFamilies.ToArray(),
+            BulkLoad = true,
+        });
         NodeRestoreStats stats = await NodeRestore.RestoreAsync(engine, backup, nodeId);
+        engine.Flush();
+        Chain.Protocol.Backup.SnapshotFile.SyncDirectory(path);
         Console.Out.WriteLine($"restored node {stats.NodeId}: {stats.Chains} chains, {stats.Records} records, {stats.Bytes} bytes");
         return 0;
     }

@@ -26,6 +26,7 @@ public sealed class RocksDbEngine : IKvEngine
     private readonly long _groupMaxBytes;
 
     private int _disposed;
+    private readonly bool _bulkLoad;
     private long _batchesWritten;
     private long _syncedWrites;
     private long _bytesWritten;
@@ -46,6 +47,7 @@ public sealed class RocksDbEngine : IKvEngine
         }
 
         _columnFamilyNames = columnFamilies.Select(c => c.Name).ToArray();
+        _bulkLoad = options.BulkLoad;
         _groupMaxBatches = options.GroupCommitMaxBatches;
         _groupMaxBytes = options.GroupCommitMaxBytes;
         _defaultReadOptions = ReadOptionsHandle.Create();
@@ -465,6 +467,35 @@ public sealed class RocksDbEngine : IKvEngine
     /// On a clean close, writes the memtables to table (and blob) files, so the data no longer lives only in the WAL
     /// and the next open replays nothing. Best effort: a failure leaves the WAL, which recovery replays.
     /// </summary>
+    /// <summary>
+    /// Writes every column family's memtable to table (and blob) files and waits for it; throws on failure. With
+    /// <see cref="RocksDbOptions.BulkLoad"/> this is what makes the writes durable.
+    /// </summary>
+    public unsafe void Flush()
+    {
+        ThrowIfDisposed();
+        nint options = Native.rocksdb_flushoptions_create();
+        try
+        {
+            Native.rocksdb_flushoptions_set_wait(options, 1);
+            foreach (var columnFamily in _columnFamilyList)
+            {
+                nint error = 0;
+                Native.rocksdb_flush_cf(_db.Pointer, options, columnFamily.Pointer, &error);
+                if (error != 0)
+                {
+                    string message = Marshal.PtrToStringUTF8(error) ?? "unknown error";
+                    Native.rocksdb_free(error);
+                    throw new StorageException($"RocksDB flush failed: {message}");
+                }
+            }
+        }
+        finally
+        {
+            Native.rocksdb_flushoptions_destroy(options);
+        }
+    }
+
     private unsafe void FlushMemtables()
     {
         nint options = Native.rocksdb_flushoptions_create();
@@ -515,7 +546,7 @@ public sealed class RocksDbEngine : IKvEngine
             }
 
             batch = WriteBatchHandle.Create();
-            syncOptions = WriteOptionsHandle.Create(sync: true);
+            syncOptions = _bulkLoad ? WriteOptionsHandle.Create(sync: false, disableWal: true) : WriteOptionsHandle.Create(sync: true);
 
             while (true)
             {
