@@ -28,8 +28,13 @@ public sealed class RestoreOptions
 }
 
 /// <summary>What a restore did and how fast, next to a raw copy of the same files on the same disk.</summary>
-public sealed record RestoreStats(long Bytes, double Seconds, long Objects, double VerifySeconds, double LayoutSeconds, long RawCopyBytes, double RawCopySeconds)
+/// <param name="LaidOutBytes">Snapshot bytes written into node data directories: every member of a chain gets the chain's snapshot (R copies).</param>
+public sealed record RestoreStats(long Bytes, double Seconds, long Objects, double VerifySeconds, double LayoutSeconds, long RawCopyBytes, double RawCopySeconds,
+    long LaidOutBytes)
 {
+    /// <summary>Bytes laid out (all replicas) per second of the offline layout.</summary>
+    public double LayoutMBps => LayoutSeconds > 0 ? LaidOutBytes / 1e6 / LayoutSeconds : 0;
+
     /// <summary>Backup bytes per second from the start of the restore until the cluster was healthy (checksum pass, layout, start).</summary>
     public double MBps => Seconds > 0 ? Bytes / 1e6 / Seconds : 0;
 
@@ -69,6 +74,8 @@ public static class BackupRestore
         if (config.Chains.Count != manifest.ChainCount || manifest.Chains.Count != manifest.ChainCount)
             throw new InvalidDataException($"{Path.Combine(backup, BackupManifest.FileName)}: {manifest.Chains.Count} chains listed, the config has {config.Chains.Count}");
         double verifySeconds = clock.Elapsed.TotalSeconds;
+        var parts = manifest.Chains.ToDictionary(c => c.ChainId);
+        long laidOut = config.Chains.Sum(c => (parts[c.ChainId].Records.Bytes + parts[c.ChainId].Chunks.Bytes) * c.Nodes.Count);
 
         (long rawBytes, double rawSeconds) = (0, 0);
         if (options.MeasureRawCopy)
@@ -100,7 +107,7 @@ public static class BackupRestore
             },
         };
         LocalCluster cluster = await LocalCluster.StartAsync(clusterOptions, ct).ConfigureAwait(false);
-        return (cluster, new RestoreStats(bytes, clock.Elapsed.TotalSeconds, manifest.Objects, verifySeconds, layoutSeconds, rawBytes, rawSeconds));
+        return (cluster, new RestoreStats(bytes, clock.Elapsed.TotalSeconds, manifest.Objects, verifySeconds, layoutSeconds, rawBytes, rawSeconds, laidOut));
     }
 
     /// <summary>Runs the server's offline restore for the master and every node (two at a time: one per core here).</summary>

@@ -102,10 +102,11 @@ public sealed class BackupRestoreTests : LocalClusterTest
         await using (restored)
         {
             _output.WriteLine($"restore: {stats.Bytes} bytes in {stats.Seconds:0.00} s = {stats.MBps:0.0} MB/s (checksums {stats.VerifySeconds:0.00} s, " +
-                $"layout {stats.LayoutSeconds:0.00} s); raw copy {stats.RawCopyMBps:0.0} MB/s");
+                $"layout {stats.LayoutSeconds:0.00} s, {stats.LaidOutBytes} bytes over all replicas = {stats.LayoutMBps:0.0} MB/s); raw copy {stats.RawCopyMBps:0.0} MB/s");
             Assert.Equal(Cluster.Nodes.Select(n => n.Id).Order(), restored.Nodes.Select(n => n.Id).Order());
             Assert.DoesNotContain(restored.Nodes, n => Cluster.Nodes.Any(o => o.Address == n.Address));
             Assert.True(stats.RawCopyBytes > 0 && stats.RawCopySeconds > 0);
+            Assert.Equal(manifest.Chains.Sum(c => c.Records.Bytes + c.Chunks.Bytes) * 3, stats.LaidOutBytes);
 
             await using ChainClient reader = SmallChunkClient(restored.MasterAddress);
             ObjectVerification verification = await BackupRestore.VerifyObjectsAsync(reader, backupDir);

@@ -453,7 +453,8 @@ public static class CliApp
         bool verified;
         try
         {
-            io.Out.WriteLine($"restore: {FormatBytes(stats.Bytes)} in {stats.Seconds:0.0} s = {stats.MBps:0.0} MB/s (checksums {stats.VerifySeconds:0.0} s, layout {stats.LayoutSeconds:0.0} s, " +
+            io.Out.WriteLine($"restore: {FormatBytes(stats.Bytes)} in {stats.Seconds:0.0} s = {stats.MBps:0.0} MB/s (checksums {stats.VerifySeconds:0.0} s, " +
+                $"layout {stats.LayoutSeconds:0.0} s of {FormatBytes(stats.LaidOutBytes)} over all replicas = {stats.LayoutMBps:0.0} MB/s, " +
                 $"start {stats.Seconds - stats.VerifySeconds - stats.LayoutSeconds:0.0} s); raw copy of the backup files: {stats.RawCopyMBps:0.0} MB/s");
             io.Out.Flush();
             await using ChainClient client = io.ClientFactory(cluster.MasterAddress);
