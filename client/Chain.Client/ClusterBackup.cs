@@ -43,7 +43,10 @@ public static class ClusterBackup
         return await RunAsync(client, directory, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Backs up the cluster <paramref name="client"/> talks to into <paramref name="directory"/> (new or empty).</summary>
+    /// <summary>
+    /// Backs up the cluster <paramref name="client"/> talks to into <paramref name="directory"/> (new or empty). A
+    /// backup that fails removes what it wrote (the directory is left empty).
+    /// </summary>
     public static async Task<BackupStats> RunAsync(ChainClient client, string directory, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(client);
@@ -51,6 +54,26 @@ public static class ClusterBackup
         if (Directory.Exists(root) && Directory.EnumerateFileSystemEntries(root).Any())
             throw new ChainArgumentException($"backup directory {root} is not empty");
         Directory.CreateDirectory(root);
+        try
+        {
+            return await BackUpAsync(client, root, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            // Only what this backup wrote: the directory was empty when it began.
+            foreach (string entry in Directory.EnumerateFileSystemEntries(root))
+            {
+                if (Directory.Exists(entry))
+                    Directory.Delete(entry, recursive: true);
+                else
+                    File.Delete(entry);
+            }
+            throw;
+        }
+    }
+
+    private static async Task<BackupStats> BackUpAsync(ChainClient client, string root, CancellationToken cancellationToken)
+    {
         DateTimeOffset started = DateTimeOffset.UtcNow;
         var clock = Stopwatch.StartNew();
 
