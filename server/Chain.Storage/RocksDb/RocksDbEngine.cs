@@ -464,16 +464,32 @@ public sealed class RocksDbEngine : IKvEngine
     }
 
     /// <summary>
-    /// On a clean close, writes the memtables to table (and blob) files, so the data no longer lives only in the WAL
-    /// and the next open replays nothing. Best effort: a failure leaves the WAL, which recovery replays.
-    /// </summary>
-    /// <summary>
     /// Writes every column family's memtable to table (and blob) files and waits for it; throws on failure. With
     /// <see cref="RocksDbOptions.BulkLoad"/> this is what makes the writes durable.
     /// </summary>
-    public unsafe void Flush()
+    public void Flush()
     {
         ThrowIfDisposed();
+        FlushColumnFamilies(throwOnError: true);
+    }
+
+    /// <summary>
+    /// On a clean close, writes the memtables to table (and blob) files, so the data no longer lives only in the WAL
+    /// and the next open replays nothing. Best effort: a failure leaves the WAL, which recovery replays.
+    /// </summary>
+    private void FlushMemtables()
+    {
+        try
+        {
+            FlushColumnFamilies(throwOnError: false);
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+    }
+
+    private unsafe void FlushColumnFamilies(bool throwOnError)
+    {
         nint options = Native.rocksdb_flushoptions_create();
         try
         {
@@ -486,34 +502,10 @@ public sealed class RocksDbEngine : IKvEngine
                 {
                     string message = Marshal.PtrToStringUTF8(error) ?? "unknown error";
                     Native.rocksdb_free(error);
-                    throw new StorageException($"RocksDB flush failed: {message}");
+                    if (throwOnError)
+                        throw new StorageException($"RocksDB flush failed: {message}");
                 }
             }
-        }
-        finally
-        {
-            Native.rocksdb_flushoptions_destroy(options);
-        }
-    }
-
-    private unsafe void FlushMemtables()
-    {
-        nint options = Native.rocksdb_flushoptions_create();
-        try
-        {
-            Native.rocksdb_flushoptions_set_wait(options, 1);
-            foreach (var columnFamily in _columnFamilyList)
-            {
-                nint error = 0;
-                Native.rocksdb_flush_cf(_db.Pointer, options, columnFamily.Pointer, &error);
-                if (error != 0)
-                {
-                    Native.rocksdb_free(error);
-                }
-            }
-        }
-        catch (ObjectDisposedException)
-        {
         }
         finally
         {
