@@ -37,8 +37,8 @@ public static class SnapshotFile
     public const int KeyBytesMax = 4096;
     public const int ValueBytesMax = Limits.MessageBytesMax;
     private const int NodeIdBytesMax = 1024;
-    private const byte RecordTag = 0x01;
-    private const byte TrailerTag = 0xFF;
+    internal const byte RecordTag = 0x01;
+    internal const byte TrailerTag = 0xFF;
     internal static ReadOnlySpan<byte> Magic => "CHNSNAP1"u8;
 
     /// <summary>Column families a snapshot may carry, by their one-byte codes (index + 1).</summary>
@@ -157,7 +157,7 @@ public sealed class SnapshotFileWriter : IAsyncDisposable
             throw new ArgumentException($"a key must be 1..{SnapshotFile.KeyBytesMax} bytes", nameof(key));
         if (value.Length > SnapshotFile.ValueBytesMax)
             throw new ArgumentException($"a value must be at most {SnapshotFile.ValueBytesMax} bytes", nameof(value));
-        _recordHeader[0] = 0x01;
+        _recordHeader[0] = SnapshotFile.RecordTag;
         _recordHeader[1] = SnapshotFile.Code(columnFamily);
         BinaryPrimitives.WriteUInt32BigEndian(_recordHeader.AsSpan(2), (uint)key.Length);
         BinaryPrimitives.WriteUInt32BigEndian(_recordHeader.AsSpan(6), (uint)value.Length);
@@ -174,7 +174,7 @@ public sealed class SnapshotFileWriter : IAsyncDisposable
     public async Task<(long Bytes, byte[] Sha256)> CompleteAsync(CancellationToken cancellationToken = default)
     {
         var trailer = new byte[9];
-        trailer[0] = 0xFF;
+        trailer[0] = SnapshotFile.TrailerTag;
         BinaryPrimitives.WriteUInt64BigEndian(trailer.AsSpan(1), (ulong)_records);
         Append(trailer);
         byte[] digest = _content.GetHashAndReset();
@@ -255,7 +255,7 @@ public sealed class SnapshotFileReader : IDisposable
         if (_done)
             return false;
         byte tag = ReadExactly(1, "record")[0];
-        if (tag == 0xFF)
+        if (tag == SnapshotFile.TrailerTag)
         {
             byte[] count = ReadExactly(8, "trailer");
             byte[] expected = _hash.GetHashAndReset();
@@ -271,7 +271,7 @@ public sealed class SnapshotFileReader : IDisposable
             _done = true;
             return false;
         }
-        if (tag != 0x01)
+        if (tag != SnapshotFile.RecordTag)
             throw Bad($"unexpected byte 0x{tag:x2} where a record should start (corrupt)");
         byte[] head = ReadExactly(9, "record header");
         int code = head[0];
