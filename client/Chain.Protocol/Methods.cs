@@ -122,4 +122,7 @@ public static class AdminMethods
 
     public static readonly Method<BucketHasObjectsRequest, BucketHasObjectsResponse> BucketHasObjects =
         new(MethodType.Unary, Service, "BucketHasObjects", BucketHasObjectsRequest.Parser, BucketHasObjectsResponse.Parser);
+
+    public static readonly Method<SnapshotChainRequest, SnapshotChainResponse> SnapshotChain =
+        new(MethodType.ServerStreaming, Service, "SnapshotChain", SnapshotChainRequest.Parser, SnapshotChainResponse.Parser);
 }

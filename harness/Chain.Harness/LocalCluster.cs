@@ -97,7 +97,7 @@ public sealed class LocalCluster : IAsyncDisposable
             {
                 for (int i = 0; i < options.Nodes; i++)
                 {
-                    string directory = Path.Combine(root, NodeId(i));
+                    string directory = Path.Combine(root, options.IdOf(i));
                     await TmpfsMounts.MountAsync(directory, tmpfsBytes, ct).ConfigureAwait(false);
                     mounts.Add(directory);
                 }
@@ -144,7 +144,7 @@ public sealed class LocalCluster : IAsyncDisposable
         var nodes = new NodeProcess[options.Nodes];
         for (int i = 0; i < nodes.Length; i++)
         {
-            string id = NodeId(i);
+            string id = options.IdOf(i);
             var args = new List<string>
             {
                 "node",
@@ -173,6 +173,12 @@ public sealed class LocalCluster : IAsyncDisposable
         DateTime deadline = DateTime.UtcNow + options.StartTimeout;
         try
         {
+            if (options.PrepareDataAsync is { } prepare)
+            {
+                var layout = new LocalClusterLayout(serverDll, dotnet, Path.Combine(root, "master"),
+                    Enumerable.Range(0, nodes.Length).Select(i => new LocalClusterNodeLayout(nodes[i].Id, Path.Combine(root, nodes[i].Id), Advertised(i + 1))).ToArray());
+                await prepare(layout, ct).ConfigureAwait(false);
+            }
             await master.StartAsync(Remaining(deadline), ct).ConfigureAwait(false);
             await Task.WhenAll(nodes.Select(n => n.StartAsync(Remaining(deadline), ct))).ConfigureAwait(false);
             await cluster.WaitUntilHealthyAsync(Remaining(deadline), ct).ConfigureAwait(false);
@@ -208,7 +214,7 @@ public sealed class LocalCluster : IAsyncDisposable
             await network.DisposeAsync().ConfigureAwait(false);
     }
 
-    /// <summary>The node id of node index <paramref name="index"/> (0-based).</summary>
+    /// <summary>The default node id of node index <paramref name="index"/> (0-based); see <see cref="LocalClusterOptions.NodeIds"/>.</summary>
     public static string NodeId(int index) => "node" + (index + 1).ToString(CultureInfo.InvariantCulture);
 
     /// <summary>A client of this cluster's master (the caller disposes it).</summary>

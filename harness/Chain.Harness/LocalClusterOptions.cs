@@ -66,6 +66,18 @@ public sealed class LocalClusterOptions
     /// <summary>Extra environment variables for every storage node process (e.g. <c>CHAIN_ALLOW_UNSAFE_TEST_BREAKS=1</c>).</summary>
     public IReadOnlyDictionary<string, string> NodeEnvironment { get; set; } = new Dictionary<string, string>(StringComparer.Ordinal);
 
+    /// <summary>Node ids by index; null: <c>node1</c>..<c>nodeN</c> (<see cref="LocalCluster.NodeId"/>). A restored cluster keeps its backup's ids.</summary>
+    public IReadOnlyList<string>? NodeIds { get; set; }
+
+    /// <summary>
+    /// Runs after the ports and addresses are chosen and before any process starts: lays out data directories (a
+    /// restore from a backup does, with the server's offline restore commands). The master then starts on the data
+    /// it finds, exactly as on a restart.
+    /// </summary>
+    public Func<LocalClusterLayout, CancellationToken, Task>? PrepareDataAsync { get; set; }
+
+    internal string IdOf(int index) => NodeIds is { } ids ? ids[index] : LocalCluster.NodeId(index);
+
     /// <summary>Loopback (default) or one network namespace per process (root only).</summary>
     public ClusterNetwork Network { get; set; } = ClusterNetwork.Loopback;
 
@@ -113,6 +125,9 @@ public sealed class LocalClusterOptions
         if (NodeEnvironment is null || NodeEnvironment.Keys.Any(string.IsNullOrEmpty))
             throw new ArgumentException("NodeEnvironment must not be null or have empty names", nameof(NodeEnvironment));
 
+        if (NodeIds is not null && (NodeIds.Count != Nodes || NodeIds.Any(id => string.IsNullOrWhiteSpace(id) || id.IndexOfAny(new[] { '/', '\\', '.' }) >= 0)
+                || NodeIds.Distinct(StringComparer.Ordinal).Count() != Nodes))
+            throw new ArgumentException($"NodeIds must hold {Nodes} distinct ids usable as directory names", nameof(NodeIds));
         if (!Enum.IsDefined(Network))
             throw new ArgumentOutOfRangeException(nameof(Network), Network, "unknown network mode");
         if (Seal is not null && Network != ClusterNetwork.Namespaces)
@@ -125,3 +140,9 @@ public sealed class LocalClusterOptions
             throw new ArgumentOutOfRangeException(nameof(StopTimeout), StopTimeout, "stop timeout must be positive");
     }
 }
+
+/// <summary>Where a <see cref="LocalCluster"/> keeps its data and how its nodes are reached (for <see cref="LocalClusterOptions.PrepareDataAsync"/>).</summary>
+public sealed record LocalClusterLayout(string ServerDllPath, string DotnetHost, string MasterDataDirectory, IReadOnlyList<LocalClusterNodeLayout> Nodes);
+
+/// <summary>One node of a <see cref="LocalClusterLayout"/>: its id, data directory and the address the others use.</summary>
+public sealed record LocalClusterNodeLayout(string NodeId, string DataDirectory, string Address);

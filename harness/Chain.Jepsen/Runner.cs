@@ -28,6 +28,12 @@ public sealed record RunnerOptions
     public IReadOnlyList<NemesisFactory>? Nemeses { get; init; }
     /// <summary>Progress lines (faults, phases); null for none.</summary>
     public TextWriter? Log { get; init; }
+    /// <summary>
+    /// Run against this running cluster instead of starting a fresh one (e.g. a cluster restored from a backup): it is
+    /// neither stopped nor deleted by the run, and the spec's cluster layout (nodes, chains) is ignored. Faults that
+    /// need a prepared cluster (network, disk) are not available then.
+    /// </summary>
+    public LocalCluster? ExistingCluster { get; init; }
 }
 
 /// <summary>
@@ -163,6 +169,7 @@ public static class Runner
         private long _nextValue;
         private LocalCluster? _cluster;
         private CheckerVerdict? _convergence;
+        private TimeSpan _workloadTime;
 
         public Run(RunSpec spec, RunnerOptions options)
         {
@@ -196,41 +203,34 @@ public static class Runner
             _start = Stopwatch.GetTimestamp();
             string clusterDirectory = Path.Combine(Path.GetTempPath(), $"chain-jepsen-{_spec.Seed}-{Guid.NewGuid().ToString("N")[..12]}");
             string? error = null;
-            TimeSpan workloadTime = TimeSpan.Zero;
             Log($"run {_spec.Describe()}");
             try
             {
-                var clusterOptions = new LocalClusterOptions
+                if (_options.ExistingCluster is { } existing)
                 {
-                    Nodes = _spec.Nodes,
-                    Chains = _spec.Chains,
-                    FailureTimeout = _spec.FailureTimeout,
-                    DataDirectory = clusterDirectory,
-                    ServerDllPath = _options.ServerDllPath,
-                };
-                if (_spec.TestBreaks is { } breaks)
-                {
-                    clusterOptions.ExtraNodeArguments = new[] { "--unsafe-test-break", breaks };
-                    clusterOptions.NodeEnvironment = new Dictionary<string, string>(StringComparer.Ordinal) { ["CHAIN_ALLOW_UNSAFE_TEST_BREAKS"] = "1" };
+                    _cluster = existing;
+                    clusterDirectory = existing.Options.DataDirectory;
+                    await RunOnClusterAsync(stop: false, ct).ConfigureAwait(false);
                 }
-                NemesisCatalog.PrepareCluster(clusterOptions, _spec.Faults.Select(f => f.Fault.Kind), _options.Nemeses);
-                _cluster = await LocalCluster.StartAsync(clusterOptions, ct).ConfigureAwait(false);
-                _cluster.UnexpectedExit += (process, code) => Note($"{process.Name} (pid {process.Pid}) exited unexpectedly with code {code}");
-                await using (_cluster.ConfigureAwait(false))
+                else
                 {
-                    await using (ChainClient admin = _cluster.CreateClient())
-                        await admin.CreateBucketAsync(Bucket, ct).ConfigureAwait(false);
-                    Log($"cluster up in {clusterDirectory}");
-                    await WarmUpAsync(ct).ConfigureAwait(false);
-                    workloadTime = await WorkloadAndNemesisAsync(ct).ConfigureAwait(false);
-                    await SettleAsync(ct).ConfigureAwait(false);
-                    await FinalReadsAsync(ct).ConfigureAwait(false);
-                    ConvergenceResult convergence = await ConvergenceChecker.CheckAsync(_cluster, new ConvergenceOptions(), ct).ConfigureAwait(false);
-                    _convergence = convergence.ToVerdict();
-                    Log($"convergence: {_convergence.Summary}");
-                    IReadOnlyDictionary<string, int> exits = await _cluster.StopAllAsync().ConfigureAwait(false);
-                    foreach ((string name, int code) in exits)
-                        Note($"{name} exited with code {code} when stopped");
+                    var clusterOptions = new LocalClusterOptions
+                    {
+                        Nodes = _spec.Nodes,
+                        Chains = _spec.Chains,
+                        FailureTimeout = _spec.FailureTimeout,
+                        DataDirectory = clusterDirectory,
+                        ServerDllPath = _options.ServerDllPath,
+                    };
+                    if (_spec.TestBreaks is { } breaks)
+                    {
+                        clusterOptions.ExtraNodeArguments = new[] { "--unsafe-test-break", breaks };
+                        clusterOptions.NodeEnvironment = new Dictionary<string, string>(StringComparer.Ordinal) { ["CHAIN_ALLOW_UNSAFE_TEST_BREAKS"] = "1" };
+                    }
+                    NemesisCatalog.PrepareCluster(clusterOptions, _spec.Faults.Select(f => f.Fault.Kind), _options.Nemeses);
+                    _cluster = await LocalCluster.StartAsync(clusterOptions, ct).ConfigureAwait(false);
+                    await using (_cluster.ConfigureAwait(false))
+                        await RunOnClusterAsync(stop: true, ct).ConfigureAwait(false);
                 }
             }
             catch (Exception e) when (!ct.IsCancellationRequested)
@@ -259,7 +259,11 @@ public static class Runner
             Verdict verdict = check.Verdict == Verdict.Invalid ? Verdict.Invalid : error is null ? check.Verdict : Verdict.Unknown;
             CopyLogs(clusterDirectory);
             string? keptData = clusterDirectory;
-            if (verdict == Verdict.Valid && !_options.KeepClusterData)
+            if (_options.ExistingCluster is not null)
+            {
+                keptData = null; // not this run's to keep or delete
+            }
+            else if (verdict == Verdict.Valid && !_options.KeepClusterData)
             {
                 LocalCluster.TryDeleteDirectory(clusterDirectory);
                 keptData = null;
@@ -272,11 +276,33 @@ public static class Runner
             FaultEvent[] faults;
             lock (_faultEvents)
                 faults = _faultEvents.ToArray();
-            string? reportPath = WriteReport(history, faults, check, workloadTime);
+            string? reportPath = WriteReport(history, faults, check, _workloadTime);
             var result = new RunResult(_spec, verdict, check, history, faults, _runDirectory, _historyPath,
-                Stopwatch.Frequency, Stats(history, workloadTime, total.Elapsed), _notes.ToArray(), error, keptData, reportPath);
+                Stopwatch.Frequency, Stats(history, _workloadTime, total.Elapsed), _notes.ToArray(), error, keptData, reportPath);
             await WriteResultAsync(result).ConfigureAwait(false);
             return result;
+        }
+
+        /// <summary>The run on a started cluster: bucket, warm-up, workload and nemesis, settle, final reads, convergence; then (own cluster) a clean stop.</summary>
+        private async Task RunOnClusterAsync(bool stop, CancellationToken ct)
+        {
+            LocalCluster cluster = _cluster!;
+            cluster.UnexpectedExit += (process, code) => Note($"{process.Name} (pid {process.Pid}) exited unexpectedly with code {code}");
+            await using (ChainClient admin = cluster.CreateClient())
+                await admin.CreateBucketAsync(Bucket, ct).ConfigureAwait(false);
+            Log($"cluster up in {cluster.Options.DataDirectory}");
+            await WarmUpAsync(ct).ConfigureAwait(false);
+            _workloadTime = await WorkloadAndNemesisAsync(ct).ConfigureAwait(false);
+            await SettleAsync(ct).ConfigureAwait(false);
+            await FinalReadsAsync(ct).ConfigureAwait(false);
+            ConvergenceResult convergence = await ConvergenceChecker.CheckAsync(cluster, new ConvergenceOptions(), ct).ConfigureAwait(false);
+            _convergence = convergence.ToVerdict();
+            Log($"convergence: {_convergence.Summary}");
+            if (!stop)
+                return;
+            IReadOnlyDictionary<string, int> exits = await cluster.StopAllAsync().ConfigureAwait(false);
+            foreach ((string name, int code) in exits)
+                Note($"{name} exited with code {code} when stopped");
         }
 
         /// <summary>

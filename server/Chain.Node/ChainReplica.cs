@@ -834,41 +834,17 @@ internal sealed class ChainReplica : IAsyncDisposable
         long skippedBytes = 0;
         await stream.WriteAsync(new ReplicateMessage { SyncBegin = new SyncBegin() }, cancellationToken);
         using IKvSnapshot snapshot = _store.Engine.Snapshot();
-        byte[]? appliedBytes = _store.Engine.Get(NodeStore.Meta, NodeStore.AppliedKey(ChainId), snapshot);
-        ulong applied = appliedBytes is null ? 0 : System.Buffers.Binary.BinaryPrimitives.ReadUInt64BigEndian(appliedBytes);
-        byte[] prefix = NodeStore.ChainPrefix(ChainId);
-        long bytesSent = 0;
-        var batcher = new SyncBatcher(stream, cancellationToken);
-        foreach (string cf in new[] { NodeStore.Objects, NodeStore.Dedup, NodeStore.ChunkInfo })
-        {
-            using IKvIterator it = _store.Engine.Iterate(cf, prefix, KvKeys.PrefixUpperBound(prefix), snapshot);
-            for (it.SeekToFirst(); it.Valid; it.Next())
-                bytesSent += await batcher.AddAsync(cf, it.Key.ToArray(), it.Value.ToArray());
-        }
-        // Chunks one at a time by their records (never a scan over the data): a damaged one is reported, left out
-        // (the joiner's scrub or read repair fetches it from another replica) and does not stop the copy.
-        var chunkKeys = new List<byte[]>();
-        using (IKvIterator it = _store.Engine.Iterate(NodeStore.ChunkInfo, prefix, KvKeys.PrefixUpperBound(prefix), snapshot))
-        {
-            for (it.SeekToFirst(); it.Valid; it.Next())
-                chunkKeys.Add(it.Key.ToArray());
-        }
-        foreach (byte[] key in chunkKeys)
-        {
-            if (heldChunks.Count > 0 && heldChunks.Contains(Convert.ToHexString(key.AsSpan(4))))
+        ulong applied = ChainSnapshotReader.Applied(_store, ChainId, snapshot);
+        var batcher = new SyncBatcher(data => stream.WriteAsync(new ReplicateMessage { SyncData = data }, cancellationToken).AsTask());
+        ChainSnapshotRead read = await ChainSnapshotReader.ReadAsync(_store, ChainId, snapshot, ChainSnapshotReader.SyncColumnFamilies, batcher.AddAsync,
+            key =>
             {
+                if (heldChunks.Count == 0 || !heldChunks.Contains(Convert.ToHexString(key.AsSpan(4))))
+                    return false;
                 skippedBytes += ChunkInfoRecord.Decode(_store.Engine.Get(NodeStore.ChunkInfo, key, snapshot) ?? Array.Empty<byte>())?.Size ?? 0;
-                continue;
-            }
-            ChunkRead read = _store.ReadChunkVerified(ChainId, key.AsSpan(4), snapshot);
-            if (read.State != ChunkState.Ok)
-            {
-                _log.LogError("chain {Chain}: chunk {Chunk} is {State} here; left out of the bulk copy: {Problem}",
-                    ChainId, Convert.ToHexStringLower(key.AsSpan(4)), read.State, read.Problem);
-                continue;
-            }
-            bytesSent += await batcher.AddAsync(NodeStore.Chunks, key, read.Data!);
-        }
+                return true;
+            }, _log, cancellationToken);
+        long bytesSent = read.Bytes;
         await batcher.FlushAsync();
         await stream.WriteAsync(new ReplicateMessage { SyncDone = new SyncDone { AppliedSeq = applied } }, cancellationToken);
         Interlocked.Add(ref _snapshotBytesSent, bytesSent);
@@ -1128,7 +1104,7 @@ internal sealed class ChainReplica : IAsyncDisposable
 }
 
 /// <summary>Groups bulk-copy entries of one column family into bounded SyncData messages.</summary>
-internal sealed class SyncBatcher(IClientStreamWriter<ReplicateMessage> stream, CancellationToken cancellationToken)
+internal sealed class SyncBatcher(Func<SyncData, Task> send)
 {
     private const int EntriesMax = 1024;
     private const long BytesMax = Limits.MessageBytesMax - 256 * 1024;
@@ -1155,6 +1131,6 @@ internal sealed class SyncBatcher(IClientStreamWriter<ReplicateMessage> stream, 
         SyncData message = _message;
         _message = null;
         _bytes = 0;
-        await stream.WriteAsync(new ReplicateMessage { SyncData = message }, cancellationToken);
+        await send(message);
     }
 }

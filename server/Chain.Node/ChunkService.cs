@@ -48,29 +48,29 @@ internal sealed class ChunkService
     }
 
     /// <summary>The replica of a chain where this node is a member at the caller's epoch, in the given position.</summary>
-    private async Task<ChainReplica> MemberAsync(uint chainId, ulong epoch, bool head, bool tail)
+    internal static async Task<ChainReplica> MemberAsync(StorageNode node, uint chainId, ulong epoch, bool head, bool tail)
     {
-        ClusterConfig config = _node.Config ?? throw NodeErrors.NotReady($"node {_node.NodeId} has no chain table yet");
-        if (!_node.HasFreshConfig)
-            throw NodeErrors.NotReady($"node {_node.NodeId} has not heard from the master since it started");
+        ClusterConfig config = node.Config ?? throw NodeErrors.NotReady($"node {node.NodeId} has no chain table yet");
+        if (!node.HasFreshConfig)
+            throw NodeErrors.NotReady($"node {node.NodeId} has not heard from the master since it started");
         if (chainId >= config.Chains.Count)
             throw NodeErrors.StaleEpoch(chainId, epoch, 0);
-        ChainReplica? replica = _node.GetReplica(chainId);
+        ChainReplica? replica = node.GetReplica(chainId);
         if (replica is not null && epoch > replica.Role.Epoch)
         {
-            await _node.RefreshConfigAsync();
-            replica = _node.GetReplica(chainId);
+            await node.RefreshConfigAsync();
+            replica = node.GetReplica(chainId);
         }
         string kind = head ? ErrorKinds.NotHead : ErrorKinds.NotTail;
         if (replica is null)
-            throw NodeErrors.Kind(StatusCode.FailedPrecondition, kind, $"node {_node.NodeId} is not in chain {chainId}", config.Chains[(int)chainId].Epoch);
+            throw NodeErrors.Kind(StatusCode.FailedPrecondition, kind, $"node {node.NodeId} is not in chain {chainId}", config.Chains[(int)chainId].Epoch);
         ChainRole role = replica.Role;
         if (role.Epoch != epoch)
             throw NodeErrors.StaleEpoch(chainId, epoch, role.Epoch);
         if (head && !role.IsHead)
-            throw NodeErrors.Kind(StatusCode.FailedPrecondition, ErrorKinds.NotHead, $"node {_node.NodeId} is not the head of chain {chainId}", role.Epoch);
+            throw NodeErrors.Kind(StatusCode.FailedPrecondition, ErrorKinds.NotHead, $"node {node.NodeId} is not the head of chain {chainId}", role.Epoch);
         if (tail && !role.IsTail)
-            throw NodeErrors.Kind(StatusCode.FailedPrecondition, ErrorKinds.NotTail, $"node {_node.NodeId} is not the tail of chain {chainId}", role.Epoch);
+            throw NodeErrors.Kind(StatusCode.FailedPrecondition, ErrorKinds.NotTail, $"node {node.NodeId} is not the tail of chain {chainId}", role.Epoch);
         return replica;
     }
 
@@ -85,7 +85,7 @@ internal sealed class ChunkService
             throw NodeErrors.TooLarge($"chunk of {request.Data.Length} bytes exceeds the maximum of {Limits.ChunkBytesMax} bytes");
         if (!request.Data.IsEmpty && !Digests.Matches(request.Data.Span, request.Sha256.Span))
             throw NodeErrors.BadDigest("chunk data does not match its SHA-256");
-        ChainReplica replica = await MemberAsync(request.Routing.ChainId, request.Routing.Epoch, head: true, tail: false);
+        ChainReplica replica = await MemberAsync(_node, request.Routing.ChainId, request.Routing.Epoch, head: true, tail: false);
         int chains = _node.Config!.Chains.Count;
         if (Placement.ChainForChunk(request.Sha256.Span, chains) != request.Routing.ChainId)
             throw NodeErrors.StaleEpoch(request.Routing.ChainId, request.Routing.Epoch, replica.Role.Epoch);
@@ -144,7 +144,7 @@ internal sealed class ChunkService
     /// <summary>Tail: the chunk ids the chain's committed object records reference, a page of records at a time.</summary>
     private async Task<ChunkRefsResponse> ChunkRefsAsync(ChunkRefsRequest request, ServerCallContext context)
     {
-        ChainReplica replica = await MemberAsync(request.ChainId, request.Epoch, head: false, tail: true);
+        ChainReplica replica = await MemberAsync(_node, request.ChainId, request.Epoch, head: false, tail: true);
         int limit = request.Limit == 0 ? 1000 : (int)Math.Min(request.Limit, PageMax);
         byte[] prefix = NodeStore.ChainPrefix(replica.ChainId);
         var response = new ChunkRefsResponse();
@@ -176,7 +176,7 @@ internal sealed class ChunkService
     /// <summary>Head: the chunks stored under the chain with their last-touch times, in id order.</summary>
     private async Task<ListChunksResponse> ListChunksAsync(ListChunksRequest request, ServerCallContext context)
     {
-        ChainReplica replica = await MemberAsync(request.ChainId, request.Epoch, head: true, tail: false);
+        ChainReplica replica = await MemberAsync(_node, request.ChainId, request.Epoch, head: true, tail: false);
         int limit = request.Limit == 0 ? 1000 : (int)Math.Min(request.Limit, PageMax);
         byte[] prefix = NodeStore.ChainPrefix(replica.ChainId);
         var response = new ListChunksResponse();
@@ -219,7 +219,7 @@ internal sealed class ChunkService
             throw NodeErrors.Invalid($"at most {IdsPerCallMax} chunk ids per call");
         foreach (ByteString id in request.Sha256)
             CheckId(id);
-        ChainReplica replica = await MemberAsync(request.ChainId, request.Epoch, head: true, tail: false);
+        ChainReplica replica = await MemberAsync(_node, request.ChainId, request.Epoch, head: true, tail: false);
         ulong spare = (ulong)_node.Options.ChunkGcGrace.TotalMilliseconds + request.MarkAgeMs;
         ulong now = NowMs;
         ulong olderThan = now > spare ? now - spare : 0;
@@ -244,7 +244,7 @@ internal sealed class ChunkService
     {
         if (request.Sha256.Count > IdsPerCallMax)
             throw NodeErrors.Invalid($"at most {IdsPerCallMax} chunk ids per call");
-        ChainReplica replica = await MemberAsync(request.ChainId, request.Epoch, head: true, tail: false);
+        ChainReplica replica = await MemberAsync(_node, request.ChainId, request.Epoch, head: true, tail: false);
         var response = new HasChunksResponse();
         foreach (ByteString id in request.Sha256)
         {

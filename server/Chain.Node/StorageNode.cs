@@ -89,6 +89,7 @@ public sealed class StorageNode : IAsyncDisposable
         new ReplicationService(this, _loggers.CreateLogger<ReplicationService>()).Register(registry);
         new AdminService(this).Register(registry);
         new ChunkService(this, _loggers.CreateLogger<ChunkService>()).Register(registry);
+        new BackupService(this, _loggers.CreateLogger<BackupService>()).Register(registry);
     }
 
     /// <summary>Loads the last known config, then registers with the master in the background and follows it.</summary>

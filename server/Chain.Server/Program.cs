@@ -24,6 +24,8 @@ public static class Program
           Chain.Server master --listen HOST:PORT --data DIR [--expect-nodes N] [--chains C] [--replicas R] [--failure-timeout-ms MS] [--clock-offset-ms N] [--exit-on-stdin-close]
           Chain.Server node --listen HOST:PORT --data DIR --master URL --node-id ID [--advertise URL] [--zone Z] [--max-object-bytes N] [--clock-offset-ms N] [--exit-on-stdin-close]
                                [--unsafe-test-break ack-before-tail|dirty-reads[,...]]   (harness self-tests only; needs CHAIN_ALLOW_UNSAFE_TEST_BREAKS=1)
+          Chain.Server restore-master --backup DIR --data DIR [--addresses ID=URL,...]   (offline: a new master data directory from a backup)
+          Chain.Server restore-node --backup DIR --data DIR --node-id ID                 (offline: a new node data directory from a backup)
         """;
 
     /// <summary>The environment variable that must be "1" before a node accepts --unsafe-test-break.</summary>
@@ -88,6 +90,8 @@ public static class Program
             {
                 "master" => await RunMasterAsync(flags, loggers, stop.Task),
                 "node" => await RunNodeAsync(flags, loggers, stop.Task),
+                "restore-master" => await RestoreMasterAsync(flags),
+                "restore-node" => await RestoreNodeAsync(flags),
                 _ => UsageError($"unknown role '{args[0]}'"),
             };
         }
@@ -100,7 +104,8 @@ public static class Program
             Console.Error.WriteLine($"error: storage: {e.Message}");
             return 1;
         }
-        catch (Exception e) when (e is IOException or InvalidOperationException)
+        catch (Exception e) when (e is IOException or InvalidOperationException or InvalidDataException or Chain.Protocol.Backup.SnapshotFormatException
+                                       or Google.Protobuf.InvalidProtocolBufferException)
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 1;
@@ -193,6 +198,57 @@ public static class Program
         await stop;
         loggers.CreateLogger("Chain.Server").LogInformation("node {Node} shutting down", nodeId);
         await server.StopAsync(TimeSpan.FromSeconds(5));
+        return 0;
+    }
+
+    /// <summary>Offline: a fresh master data directory holding the backup's table (see <see cref="MasterRestore"/>).</summary>
+    private static async Task<int> RestoreMasterAsync(Dictionary<string, string> flags)
+    {
+        string backup = Required(flags, "backup");
+        string data = Required(flags, "data");
+        var addresses = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (string pair in flags.GetValueOrDefault("addresses", "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            int eq = pair.IndexOf('=');
+            if (eq <= 0 || !Uri.TryCreate(pair[(eq + 1)..], UriKind.Absolute, out Uri? uri) || uri.Scheme != "http")
+                throw new ArgumentException($"--addresses: '{pair}' is not ID=http://HOST:PORT");
+            addresses[pair[..eq]] = pair[(eq + 1)..].TrimEnd('/');
+        }
+        Chain.Protocol.Backup.BackupManifest.Load(backup);
+        var config = Chain.Protocol.V1.ClusterConfig.Parser.ParseFrom(File.ReadAllBytes(Path.Combine(backup, Chain.Protocol.Backup.BackupManifest.ConfigFileName)));
+        var restored = MasterRestore.Restored(config, addresses);
+        string path = Path.Combine(data, "master.rocksdb");
+        if (Directory.Exists(path))
+            throw new InvalidOperationException($"{path} exists; restore needs an empty master data directory");
+        Directory.CreateDirectory(data);
+        using var engine = RocksDbEngine.Open(path, new RocksDbOptions { ColumnFamilies = new[] { EngineMasterStateStore.ColumnFamily } });
+        var store = new EngineMasterStateStore(engine);
+        await store.SaveAsync(restored);
+        Console.Out.WriteLine($"restored master: {restored.Chains.Count} chains, {restored.Nodes.Count} nodes, {restored.Buckets.Count} buckets, config version {restored.Version}");
+        return 0;
+    }
+
+    /// <summary>Offline: a fresh node data directory holding its chains' snapshots (see <see cref="NodeRestore"/>).</summary>
+    private static async Task<int> RestoreNodeAsync(Dictionary<string, string> flags)
+    {
+        string backup = Required(flags, "backup");
+        string data = Required(flags, "data");
+        string nodeId = Required(flags, "node-id");
+        string path = Path.Combine(data, "node.rocksdb");
+        if (Directory.Exists(path))
+            throw new InvalidOperationException($"{path} exists; restore needs an empty node data directory");
+        Directory.CreateDirectory(data);
+        // Bulk load: no write-ahead log (the data would be written twice); durable once Flush returns, before success.
+        using var engine = RocksDbEngine.Open(path, new RocksDbOptions
+        {
+            ColumnFamilies = StorageNode.ColumnFamilies.ToArray(),
+            BlobColumnFamilies = StorageNode.BlobColumnFamilies.ToArray(),
+            BulkLoad = true,
+        });
+        NodeRestoreStats stats = await NodeRestore.RestoreAsync(engine, backup, nodeId);
+        engine.Flush();
+        Chain.Protocol.Backup.SnapshotFile.SyncDirectory(path);
+        Console.Out.WriteLine($"restored node {stats.NodeId}: {stats.Chains} chains, {stats.Records} records, {stats.Bytes} bytes");
         return 0;
     }
 

@@ -6,12 +6,12 @@ namespace Chain.Cli.Tests;
 /// <summary>Runs the CLI in-process against string writers. No cluster: only paths that fail before any RPC.</summary>
 public class CliAppTests
 {
-    private sealed record Run(int ExitCode, string Out, string Err);
+    internal sealed record Run(int ExitCode, string Out, string Err);
 
     /// <summary>Command lines in InlineData are written with '|' between arguments.</summary>
     internal static string[] Split(string joined) => joined.Length == 0 ? Array.Empty<string>() : joined.Split('|');
 
-    private static async Task<Run> RunAsync(params string[] args)
+    internal static async Task<Run> RunAsync(params string[] args)
     {
         var stdout = new StringWriter();
         var stderr = new StringWriter();
@@ -70,6 +70,10 @@ public class CliAppTests
     [InlineData("rm|b/k|--if-version|1.5")]
     [InlineData("rm|b/k|--if-absent")]
     [InlineData("get|b/k|out|--if-version|1")]
+    [InlineData("backup")]
+    [InlineData("backup|a|b")]
+    [InlineData("restore")]
+    [InlineData("restore|dir|--port|x")]
     public async Task Usage_errors_exit_2_with_an_error_line_and_usage(string joined)
     {
         Run run = await RunAsync(Split(joined));

@@ -19,6 +19,28 @@ public sealed class RocksDbEngineTests : EngineContract
     // ------------------------------------------------------------------ open / reopen / errors
 
     [Fact]
+    public async Task BulkLoadWritesNoLogAndIsDurableAfterFlush()
+    {
+        string directory = Temp.Sub("bulk");
+        using (var engine = RocksDbEngine.Open(directory, new RocksDbOptions { ColumnFamilies = ["a", "blobs"], BlobColumnFamilies = ["blobs"], BulkLoad = true }))
+        {
+            for (int i = 0; i < 50; i++)
+                await engine.WriteAsync(new KvBatch().Put("a", S($"k{i}"), S($"v{i}")).Put("blobs", S($"b{i}"), new byte[8192]));
+            // Nothing went through a write-ahead log: every WAL file is empty.
+            Assert.All(Directory.GetFiles(directory, "*.log"), f => Assert.Equal(0, new FileInfo(f).Length));
+            engine.Flush();
+        }
+        using (var engine = RocksDbEngine.Open(directory, new RocksDbOptions { ColumnFamilies = ["a", "blobs"], BlobColumnFamilies = ["blobs"] }))
+        {
+            for (int i = 0; i < 50; i++)
+            {
+                Assert.Equal(S($"v{i}"), engine.Get("a", S($"k{i}")));
+                Assert.Equal(8192, engine.Get("blobs", S($"b{i}"))!.Length);
+            }
+        }
+    }
+
+    [Fact]
     public async Task ReopenKeepsDataAndColumnFamilies()
     {
         string directory = Temp.Sub("reopen");

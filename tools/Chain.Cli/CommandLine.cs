@@ -92,6 +92,13 @@ public static class CommandLine
         new CommandSpec("status", "", "show chains, nodes and buckets", 0, 0, Array.Empty<OptionSpec>()),
         new CommandSpec("gc", "", "delete chunks no object references (older than the nodes' grace period)", 0, 0, Array.Empty<OptionSpec>()),
         new CommandSpec("scrub", "", "verify every chunk on every node against its SHA-256 and repair damaged copies", 0, 0, Array.Empty<OptionSpec>()),
+        new CommandSpec("backup", "DIR", "consistent backup of the live cluster into DIR (new or empty), writes going on", 1, 1, Array.Empty<OptionSpec>()),
+        new CommandSpec("restore", "DIR [--data D] [--port P]",
+            "bring a backup up in a new local cluster (checksums first, then every object verified) and run it until Ctrl-C", 1, 1, new[]
+            {
+                new OptionSpec("data", "D", "data directory of the restored cluster, must not hold one (default ./restored)"),
+                new OptionSpec("port", "P", "master port; nodes use P+1.. (default 7400)"),
+            }),
         new CommandSpec("check", "[--workload register|set|large] [--nemesis kill,pause,...] [--time SECONDS] [--ops N] [--clients N] [--seed N] [--shrink N] [--out DIR]",
             "Jepsen-style consistency check of a fresh local cluster under faults (exit 0 valid, 1 invalid, 2 unknown)", 0, 0, new[]
             {

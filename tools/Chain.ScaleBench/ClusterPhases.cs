@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Chain.Bench;
 using Chain.Client;
-using Chain.Jepsen;
+using Chain.Harness;
 
 namespace Chain.ScaleBench;
 

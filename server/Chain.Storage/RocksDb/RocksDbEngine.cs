@@ -26,6 +26,7 @@ public sealed class RocksDbEngine : IKvEngine
     private readonly long _groupMaxBytes;
 
     private int _disposed;
+    private readonly bool _bulkLoad;
     private long _batchesWritten;
     private long _syncedWrites;
     private long _bytesWritten;
@@ -46,6 +47,7 @@ public sealed class RocksDbEngine : IKvEngine
         }
 
         _columnFamilyNames = columnFamilies.Select(c => c.Name).ToArray();
+        _bulkLoad = options.BulkLoad;
         _groupMaxBatches = options.GroupCommitMaxBatches;
         _groupMaxBytes = options.GroupCommitMaxBytes;
         _defaultReadOptions = ReadOptionsHandle.Create();
@@ -462,10 +464,31 @@ public sealed class RocksDbEngine : IKvEngine
     }
 
     /// <summary>
+    /// Writes every column family's memtable to table (and blob) files and waits for it; throws on failure. With
+    /// <see cref="RocksDbOptions.BulkLoad"/> this is what makes the writes durable.
+    /// </summary>
+    public void Flush()
+    {
+        ThrowIfDisposed();
+        FlushColumnFamilies(throwOnError: true);
+    }
+
+    /// <summary>
     /// On a clean close, writes the memtables to table (and blob) files, so the data no longer lives only in the WAL
     /// and the next open replays nothing. Best effort: a failure leaves the WAL, which recovery replays.
     /// </summary>
-    private unsafe void FlushMemtables()
+    private void FlushMemtables()
+    {
+        try
+        {
+            FlushColumnFamilies(throwOnError: false);
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+    }
+
+    private unsafe void FlushColumnFamilies(bool throwOnError)
     {
         nint options = Native.rocksdb_flushoptions_create();
         try
@@ -477,12 +500,12 @@ public sealed class RocksDbEngine : IKvEngine
                 Native.rocksdb_flush_cf(_db.Pointer, options, columnFamily.Pointer, &error);
                 if (error != 0)
                 {
+                    string message = Marshal.PtrToStringUTF8(error) ?? "unknown error";
                     Native.rocksdb_free(error);
+                    if (throwOnError)
+                        throw new StorageException($"RocksDB flush failed: {message}");
                 }
             }
-        }
-        catch (ObjectDisposedException)
-        {
         }
         finally
         {
@@ -515,7 +538,7 @@ public sealed class RocksDbEngine : IKvEngine
             }
 
             batch = WriteBatchHandle.Create();
-            syncOptions = WriteOptionsHandle.Create(sync: true);
+            syncOptions = _bulkLoad ? WriteOptionsHandle.Create(sync: false, disableWal: true) : WriteOptionsHandle.Create(sync: true);
 
             while (true)
             {

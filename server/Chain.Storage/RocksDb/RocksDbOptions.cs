@@ -56,6 +56,13 @@ public sealed record RocksDbOptions
     /// </summary>
     public int MaxFileOpeningThreads { get; init; } = 1;
 
+    /// <summary>
+    /// Offline bulk loading only (a restore laying out a new data directory): writes skip the write-ahead log and are
+    /// not synced, so a completed WriteAsync is NOT durable until <see cref="RocksDbEngine.Flush"/> returns. Never for a
+    /// serving node.
+    /// </summary>
+    public bool BulkLoad { get; init; }
+
     /// <summary>When false (default) RocksDB's LOG file only records warnings and errors.</summary>
     public bool VerboseInfoLog { get; init; }
 
