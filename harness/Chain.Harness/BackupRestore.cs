@@ -25,6 +25,12 @@ public sealed class RestoreOptions
 
     /// <summary>Measure the raw disk copy rate of the backup's files beside the restore (copies them once to a scratch directory).</summary>
     public bool MeasureRawCopy { get; set; } = true;
+
+    /// <summary>Where the restored cluster's processes run (loopback by default; namespaces for a sealed drill).</summary>
+    public ClusterNetwork Network { get; set; } = ClusterNetwork.Loopback;
+
+    /// <summary>Seal the restored cluster's namespaces with these manifests (<see cref="LocalClusterOptions.Seal"/>); null: not sealed.</summary>
+    public BellJar.ManifestSet? Seal { get; set; }
 }
 
 /// <summary>What a restore did and how fast, next to a raw copy of the same files on the same disk.</summary>
@@ -99,6 +105,8 @@ public static class BackupRestore
             FailureTimeout = options.FailureTimeout,
             DeleteDataOnDispose = options.DeleteDataOnDispose,
             ZoneOf = i => zones[i],
+            Network = options.Network,
+            Seal = options.Seal,
             PrepareDataAsync = async (layout, token) =>
             {
                 var layoutClock = Stopwatch.StartNew();

@@ -58,6 +58,19 @@ public sealed class DrillTests : IDisposable
     }
 
     [Fact]
+    public async Task Restore_from_a_backup_taken_under_writes_brings_back_every_write_acknowledged_before_it_into_an_empty_sealed_cluster()
+    {
+        ScenarioResult result = await RunAsync("restore-from-backup");
+        AssertPassed(result);
+        Assert.Contains(result.Measurements, m => m.Name == "writes acknowledged while the backup ran" && int.Parse(m.Value, System.Globalization.CultureInfo.InvariantCulture) > 0);
+        string verified = result.Measurements.Single(m => m.Name == "objects verified against the backup").Value;
+        string[] counts = verified.Split(' ')[0].Split('/');
+        Assert.Equal(counts[1], counts[0]);
+        Assert.True(int.Parse(counts[1], System.Globalization.CultureInfo.InvariantCulture) > 0, verified);
+        Assert.Contains(result.Measurements, m => m.Name.StartsWith("raw copy of the backup files", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Neighbours_only_node_restarts_and_catches_up_without_reaching_beyond_its_chains()
     {
         ScenarioResult result = await RunAsync("neighbours-only");

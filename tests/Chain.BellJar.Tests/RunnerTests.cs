@@ -2,29 +2,18 @@ using Chain.Harness.BellJar;
 
 namespace Chain.BellJar.Tests;
 
-/// <summary>Scenario names and sets, scenarios not available yet, and the report's table (no root needed).</summary>
+/// <summary>Scenario names and sets, and the report's table (no root needed).</summary>
 public sealed class RunnerTests
 {
     [Fact]
     public void Sets_name_the_scenarios_and_an_unknown_name_lists_the_known_ones()
     {
-        Assert.Equal(new[] { "cold-start", "master-sealed-away", "neighbours-only" }, DrillRunner.Resolve("short").Select(s => s.Name));
-        Assert.Equal(new[] { "cold-start", "master-sealed-away", "neighbours-only", "region-loss" }, DrillRunner.Resolve("full").Select(s => s.Name));
+        Assert.Equal(new[] { "cold-start", "master-sealed-away", "neighbours-only", "restore-from-backup" }, DrillRunner.Resolve("short").Select(s => s.Name));
+        Assert.Equal(new[] { "cold-start", "master-sealed-away", "neighbours-only", "region-loss", "restore-from-backup", "bootstrap-from-nothing" },
+            DrillRunner.Resolve("full").Select(s => s.Name));
         var e = Assert.Throws<ArgumentException>(() => DrillRunner.Resolve("earthquake"));
         Assert.Contains("region-loss", e.Message, StringComparison.Ordinal);
         Assert.All(DrillRunner.Scenarios, s => Assert.True(s.Budget > TimeSpan.Zero));
-    }
-
-    [Theory]
-    [InlineData("restore-from-backup")]
-    [InlineData("bootstrap-from-nothing")]
-    public async Task A_registered_scenario_not_built_yet_is_not_available_rather_than_passed_or_failed(string name)
-    {
-        string directory = Path.Combine(Path.GetTempPath(), "chain-belljar-na-" + Guid.NewGuid().ToString("N"));
-        ScenarioResult result = Assert.Single(await DrillRunner.RunAsync(DrillRunner.Resolve(name), new DrillOptions { WorkDirectory = directory }));
-        Assert.Equal(DrillStatus.NotAvailable, result.Status);
-        Assert.Contains("not available yet", result.Failure, StringComparison.Ordinal);
-        Assert.Contains("| NOT AVAILABLE |", DrillReport.MarkdownTable(new[] { result }), StringComparison.Ordinal);
     }
 
     [Fact]

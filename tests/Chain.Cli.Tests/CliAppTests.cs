@@ -84,33 +84,6 @@ public class CliAppTests
     }
 
     [Fact]
-    public async Task A_drill_not_available_yet_exits_5_as_root_and_4_with_a_clear_message_otherwise()
-    {
-        string report = Path.Combine(Path.GetTempPath(), "chain-cli-drill-" + Guid.NewGuid().ToString("N"));
-        try
-        {
-            Run run = await RunAsync("drill", "restore-from-backup", "--report", report);
-            if (Chain.Harness.BellJar.DrillRunner.Unavailable() is null)
-            {
-                Assert.Equal(5, run.ExitCode);
-                Assert.Contains("| NOT AVAILABLE |", run.Out);
-                Assert.True(File.Exists(Path.Combine(report, "report.md")));
-                Assert.True(File.Exists(Path.Combine(report, "report.html")));
-            }
-            else
-            {
-                Assert.Equal(4, run.ExitCode);
-                Assert.Contains("needs root", run.Err);
-            }
-        }
-        finally
-        {
-            if (Directory.Exists(report))
-                Directory.Delete(report, recursive: true);
-        }
-    }
-
-    [Fact]
     public async Task Usage_of_the_command_is_shown()
     {
         Run run = await RunAsync("put", "just-a-bucket", "file");

@@ -117,9 +117,9 @@ public static class CommandLine
                 new OptionSpec("break", "MODES", "test only: start the nodes with --unsafe-test-break MODES (dirty-reads, ack-before-tail) to see the checkers catch it"),
             }),
         new CommandSpec("drill", "SCENARIO|short|full [--seed N] [--report DIR]",
-            "BellJar drill in sealed network namespaces (root): cold-start, master-sealed-away, neighbours-only, region-loss; " +
-            "short = the first three (CI), full = all; restore-from-backup and bootstrap-from-nothing are not available yet " +
-            $"(exit 0 pass, 1 fail, {DrillCommand.CannotSeal} not root, {DrillCommand.NotAvailable} not available)", 1, 1, new[]
+            "BellJar drill in sealed network namespaces (root): cold-start, master-sealed-away, neighbours-only, region-loss, " +
+            "restore-from-backup, bootstrap-from-nothing; short = cold-start, master-sealed-away, neighbours-only, restore-from-backup (CI), full = all " +
+            $"(exit 0 pass, 1 fail, {DrillCommand.CannotSeal} not root)", 1, 1, new[]
             {
                 new OptionSpec("seed", "N", "seed of the random choices (start order, keys); default: from the clock, printed"),
                 new OptionSpec("report", "DIR", "where report.md, report.html and the clusters' work files go (default: drills/<timestamp>)"),

@@ -4,13 +4,11 @@ namespace Chain.Cli;
 
 /// <summary>
 /// <c>chain drill SCENARIO|short|full</c>: BellJar drills in sealed namespaces (root). Exit codes: 0 every scenario
-/// passed, 1 one failed, 2 usage, 4 this machine cannot seal (not root, tools missing), 5 none failed but a requested
-/// scenario is not available yet.
+/// passed, 1 one failed, 2 usage, 4 this machine cannot seal (not root, tools missing).
 /// </summary>
 internal static class DrillCommand
 {
     public const int CannotSeal = 4;
-    public const int NotAvailable = 5;
 
     public static async Task<int> RunAsync(ParsedCommand command, CliIo io)
     {
@@ -62,8 +60,6 @@ internal static class DrillCommand
         foreach (ScenarioResult failed in results.Where(r => r.Status != DrillStatus.Pass))
             io.Out.WriteLine($"{failed.Name}: {DrillReport.Status(failed.Status)}: {failed.Failure}");
         io.Out.WriteLine($"report: {md} and {html}");
-        if (results.Any(r => r.Status == DrillStatus.Fail))
-            return CliApp.Failed;
-        return results.Any(r => r.Status == DrillStatus.NotAvailable) ? NotAvailable : CliApp.Ok;
+        return results.Any(r => r.Status == DrillStatus.Fail) ? CliApp.Failed : CliApp.Ok;
     }
 }

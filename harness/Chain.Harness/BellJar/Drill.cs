@@ -55,18 +55,11 @@ public sealed class DrillFailure : Exception
     public DrillFailure(string message, Exception? inner = null) : base(message, inner) { }
 }
 
-/// <summary>A registered scenario that is not built yet: its run ends with <see cref="DrillStatus.NotAvailable"/>.</summary>
-public sealed class DrillNotAvailableException : Exception
-{
-    public DrillNotAvailableException(string message) : base(message) { }
-}
-
-/// <summary>Pass, fail, or not available (a registered scenario not built yet: neither pass nor fail).</summary>
+/// <summary>A scenario's verdict.</summary>
 public enum DrillStatus
 {
     Pass,
     Fail,
-    NotAvailable,
 }
 
 /// <summary>Options of a drill run.</summary>
@@ -109,6 +102,7 @@ public sealed class DrillContext
     private readonly List<(string Name, string Value)> _measurements = new();
     private readonly Dictionary<string, string> _timeToServe = new(StringComparer.Ordinal);
     private readonly List<string> _findings = new();
+    private readonly List<UndeclaredAttempt> _earlierAttempts = new();
 
     internal DrillContext(IDrillScenario scenario, DrillOptions options, ManifestSet manifests, string directory)
     {
@@ -175,6 +169,38 @@ public sealed class DrillContext
             Log($"self-test: {node.Id} will be started with its master's address as a host name");
         }
         return Cluster;
+    }
+
+    /// <summary>
+    /// Stops the scenario's cluster and removes its namespaces, keeping what its seal recorded for the report
+    /// (<see cref="EarlierAttempts"/>); the scenario may then start or adopt another (<see cref="AdoptCluster"/>).
+    /// </summary>
+    public async Task RetireClusterAsync(CancellationToken ct)
+    {
+        LocalCluster old = RequireCluster();
+        if (old.Seal is { } seal)
+        {
+            IReadOnlyList<UndeclaredAttempt> attempts = await seal.AttemptsAsync(ct).ConfigureAwait(false);
+            lock (_earlierAttempts)
+                _earlierAttempts.AddRange(attempts);
+        }
+        Cluster = null;
+        await old.DisposeAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>Makes a cluster started elsewhere (e.g. restored from a backup) the scenario's cluster, watched and reported like its own.</summary>
+    public void AdoptCluster(LocalCluster cluster)
+    {
+        ArgumentNullException.ThrowIfNull(cluster);
+        if (Cluster is not null)
+            throw new InvalidOperationException("retire the scenario's cluster before adopting another");
+        Cluster = cluster;
+    }
+
+    /// <summary>Attempts recorded by clusters the scenario retired.</summary>
+    internal IReadOnlyList<UndeclaredAttempt> EarlierAttempts
+    {
+        get { lock (_earlierAttempts) return _earlierAttempts.ToList(); }
     }
 
     /// <summary>A client of the cluster with short attempts (a drill measures, it does not wait out long timeouts).</summary>
@@ -247,11 +273,14 @@ public sealed class DrillContext
             throw new DrillFailure($"{failed} of {keys.Count} writes of the '{prefix}' load were not acknowledged by a healthy cluster");
     }
 
-    /// <summary>The data check: every acknowledged write present and identical; throws <see cref="DrillFailure"/> when not.</summary>
-    public async Task VerifyLedgerAsync(CancellationToken ct)
+    /// <summary>
+    /// The data check: every acknowledged write (or those in <paramref name="only"/>) present and identical; throws
+    /// <see cref="DrillFailure"/> when not.
+    /// </summary>
+    public async Task VerifyLedgerAsync(CancellationToken ct, IReadOnlyList<KeyValuePair<string, int>>? only = null)
     {
         await using ChainClient client = Client(TimeSpan.FromSeconds(30));
-        LedgerCheck check = await Ledger.VerifyAsync(client, ct).ConfigureAwait(false);
+        LedgerCheck check = await Ledger.VerifyAsync(client, only ?? Ledger.Acknowledged(), ct).ConfigureAwait(false);
         DataCheck = check;
         Measure("data check", check.ToString());
         if (!check.Ok)

@@ -26,8 +26,7 @@ public static class DrillReport
     public static string Status(DrillStatus status) => status switch
     {
         DrillStatus.Pass => "PASS",
-        DrillStatus.Fail => "FAIL",
-        _ => "NOT AVAILABLE",
+        _ => "FAIL",
     };
 
     /// <summary>The Markdown table alone (printed to stdout too).</summary>

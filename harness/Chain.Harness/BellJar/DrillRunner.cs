@@ -11,15 +11,15 @@ namespace Chain.Harness.BellJar;
 /// </summary>
 public static class DrillRunner
 {
-    /// <summary>Every scenario, by name (the two restore/bootstrap ones are registered but not available yet).</summary>
+    /// <summary>Every scenario, by name.</summary>
     public static IReadOnlyList<IDrillScenario> Scenarios { get; } = new IDrillScenario[]
     {
         new ColdStartScenario(),
         new MasterSealedAwayScenario(),
         new NeighboursOnlyScenario(),
         new RegionLossScenario(),
-        new NotYetAvailableScenario("restore-from-backup", "./chain backup of a live cluster restored into an empty sealed cluster; every object verified"),
-        new NotYetAvailableScenario("bootstrap-from-nothing", "only the binaries and a backup directory on fresh namespaces; serving within a stated time"),
+        RestoreScenario.FromBackup(),
+        RestoreScenario.Bootstrap(),
     };
 
     /// <summary>The set names: "short" (CI) and "full".</summary>
@@ -78,11 +78,6 @@ public static class DrillRunner
         {
             await scenario.RunAsync(context, run.Token).ConfigureAwait(false);
         }
-        catch (DrillNotAvailableException e)
-        {
-            status = DrillStatus.NotAvailable;
-            failure = e.Message;
-        }
         catch (Exception e) when (caught is not null)
         {
             status = DrillStatus.Fail;
@@ -127,6 +122,7 @@ public static class DrillRunner
                 context.Finding($"could not read the recorded attempts: {e.Message}");
             }
         }
+        attempts = context.EarlierAttempts.Concat(attempts).ToList();
         foreach (UndeclaredAttempt attempt in attempts)
             context.Log($"dropped: {attempt}");
         var undeclared = attempts.Where(a => !a.Declared).ToList();

@@ -111,12 +111,19 @@ public sealed class WriteLedger
     /// Reads every acknowledged write back (4 at a time) and compares it byte for byte. Each read gets the client's
     /// retries; problems: missing objects and differing contents, by key (at most 20 listed).
     /// </summary>
-    public async Task<LedgerCheck> VerifyAsync(ChainClient client, CancellationToken ct)
+    public Task<LedgerCheck> VerifyAsync(ChainClient client, CancellationToken ct) => VerifyAsync(client, Acknowledged(), ct);
+
+    /// <summary>The acknowledged writes as of now (key → size): e.g. those acknowledged before a backup began.</summary>
+    public IReadOnlyList<KeyValuePair<string, int>> Acknowledged() => _acknowledged.ToArray();
+
+    /// <summary>As <see cref="VerifyAsync(ChainClient, CancellationToken)"/>, for the given acknowledged writes only.</summary>
+    public async Task<LedgerCheck> VerifyAsync(ChainClient client, IReadOnlyList<KeyValuePair<string, int>> entries, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(client);
+        ArgumentNullException.ThrowIfNull(entries);
         var problems = new ConcurrentBag<string>();
         int verified = 0;
-        await Parallel.ForEachAsync(_acknowledged.ToArray(), new ParallelOptions { MaxDegreeOfParallelism = 4, CancellationToken = ct }, async (entry, token) =>
+        await Parallel.ForEachAsync(entries, new ParallelOptions { MaxDegreeOfParallelism = 4, CancellationToken = ct }, async (entry, token) =>
         {
             try
             {
@@ -135,7 +142,7 @@ public sealed class WriteLedger
                 problems.Add($"{entry.Key}: cannot be read: {e.GetType().Name}: {e.Message}");
             }
         }).ConfigureAwait(false);
-        return new LedgerCheck(_acknowledged.Count, verified, ChunkedCount, problems.Order(StringComparer.Ordinal).Take(20).ToList(), problems.Count);
+        return new LedgerCheck(entries.Count, verified, entries.Count(e => e.Value > SmallBytesMax), problems.Order(StringComparer.Ordinal).Take(20).ToList(), problems.Count);
     }
 }
 
