@@ -16,9 +16,14 @@ internal sealed record EntryPath(EntryKind Kind, string ObjectKey, byte[]? Expec
 {
     public const int MaxPathLength = 512;
 
+    /// <summary>Segments of a path: a ccache subdirs key takes two, and namespaces in the tools' URLs may add some before them.</summary>
+    public const int MaxSegments = 8;
+
     /// <summary>
-    /// Parses a relative path ("70/814j…", "ac/…", "cas/…", "key"): one or two segments of letters, digits, '.', '_', '-'
-    /// (never "." or ".."). Null with a reason when the path is not an entry.
+    /// Parses a relative path ("70/814j…", "ac/…", "cas/…", "key", optionally below namespace segments such as
+    /// "project/cas/…"): up to <see cref="MaxSegments"/> segments of letters, digits, '.', '_', '-' (never "." or "..").
+    /// The last two segments decide the kind, so "cas" right before the last segment always means a CAS entry.
+    /// Null with a reason when the path is not an entry.
     /// </summary>
     public static EntryPath? Parse(string relative, string keyPrefix, out string? problem)
     {
@@ -29,22 +34,24 @@ internal sealed record EntryPath(EntryKind Kind, string ObjectKey, byte[]? Expec
             return null;
         }
         var segments = relative.Split('/');
-        if (segments.Length > 2 || !segments.All(IsSegment))
+        if (segments.Length > MaxSegments || !segments.All(IsSegment))
         {
-            problem = "an entry path is one or two segments of letters, digits, '.', '_' and '-'";
+            problem = $"an entry path is 1 to {MaxSegments} segments of letters, digits, '.', '_' and '-'";
             return null;
         }
-        if (segments.Length == 2 && segments[0] == "cas")
+        var last = segments[^1];
+        var parent = segments.Length >= 2 ? segments[^2] : null;
+        if (parent == "cas")
         {
-            if (!IsSha256Hex(segments[1]))
+            if (!IsSha256Hex(last))
             {
                 problem = "a CAS key is 64 lowercase hex digits";
                 return null;
             }
-            return new EntryPath(EntryKind.ContentAddressed, keyPrefix + relative, Convert.FromHexString(segments[1]));
+            return new EntryPath(EntryKind.ContentAddressed, keyPrefix + relative, Convert.FromHexString(last));
         }
         // "ac/<64 hex>" is Bazel's action cache (and ccache's bazel layout); "ac/<31 chars>" is a ccache subdirs key.
-        var kind = segments.Length == 2 && segments[0] == "ac" && IsSha256Hex(segments[1]) ? EntryKind.ActionCache : EntryKind.Plain;
+        var kind = parent == "ac" && IsSha256Hex(last) ? EntryKind.ActionCache : EntryKind.Plain;
         return new EntryPath(kind, keyPrefix + relative, null);
     }
 

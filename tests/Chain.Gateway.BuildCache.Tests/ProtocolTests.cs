@@ -81,6 +81,17 @@ public sealed class ProtocolTests : IDisposable
         using (var put = await PutAsync(emptyPath, new ByteArrayContent(empty)))
             Assert.Equal(HttpStatusCode.OK, put.StatusCode);
         await AssertEntryAsync(emptyPath, empty);
+
+        // Below namespace segments of the tool's URL (--remote_cache=http://host/cache/team/project) the check holds too.
+        var namespaced = "team/project/cas/" + TestContent.Sha256Hex(data);
+        using (var put = await PutAsync(namespaced, new ByteArrayContent(data)))
+            Assert.Equal(HttpStatusCode.OK, put.StatusCode);
+        await AssertEntryAsync(namespaced, data);
+        var wrong = "team/project/cas/" + TestContent.Sha256Hex(empty);
+        using (var put = await PutAsync(wrong, new ByteArrayContent(data)))
+            Assert.Equal(HttpStatusCode.BadRequest, put.StatusCode);
+        await AssertEntryAsync(emptyPath, empty);
+        await AssertMissingAsync(wrong, "bc/" + wrong);
     }
 
     [Theory]
@@ -177,7 +188,8 @@ public sealed class ProtocolTests : IDisposable
     }
 
     [Theory]
-    [InlineData("a/b/c")]
+    [InlineData("a/b/c/d/e/f/g/h/i")]
+    [InlineData("ns/cas/abc")]
     [InlineData("cas/abc")]
     [InlineData("cas/" + "ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789")]
     [InlineData("x%20y")]
