@@ -87,6 +87,10 @@ internal sealed class BuildCacheHandler
         {
             await ErrorAsync(context, StatusCodes.Status503ServiceUnavailable, "ServiceUnavailable", ex.Message).ConfigureAwait(false);
         }
+        catch (ChainArgumentException ex) when (!response.HasStarted)
+        {
+            await ErrorAsync(context, StatusCodes.Status400BadRequest, "InvalidArgument", ex.Message).ConfigureAwait(false);
+        }
         catch (Exception) when (response.HasStarted && !context.RequestAborted.IsCancellationRequested)
         {
             // Part of a body went out: only a broken connection tells the client the entry is incomplete.

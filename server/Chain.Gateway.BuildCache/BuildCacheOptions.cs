@@ -32,6 +32,11 @@ public sealed record BuildCacheOptions
     {
         if (Chain.Protocol.Validation.CheckBucket(Bucket) is { } problem)
             throw new ArgumentException($"BuildCacheOptions.Bucket: {problem}");
+        ArgumentNullException.ThrowIfNull(KeyPrefix, nameof(KeyPrefix));
+        // The longest entry path below the prefix must still make a valid object key.
+        var longest = System.Text.Encoding.UTF8.GetBytes(KeyPrefix + new string('x', EntryPath.MaxPathLength));
+        if (Chain.Protocol.Validation.CheckKey(longest) is { } keyProblem)
+            throw new ArgumentException($"BuildCacheOptions.KeyPrefix: with the longest entry path, {keyProblem}");
         ArgumentOutOfRangeException.ThrowIfNegative(MaxEntryBytes, nameof(MaxEntryBytes));
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxConcurrentRequests, 1, nameof(MaxConcurrentRequests));
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(QueueTimeout, TimeSpan.Zero, nameof(QueueTimeout));
