@@ -5,7 +5,8 @@
 set -euo pipefail
 
 # iproute2 and iptables: the consistency harness isolates processes in network namespaces (nemeses).
-PACKAGES=(librocksdb7.8 librocksdb-dev python3-grpcio python3-grpc-tools protobuf-compiler iproute2 iptables)
+# ccache, gcc and bazel-bootstrap: the build-cache tests run the real tools against the gateway's cache endpoints.
+PACKAGES=(librocksdb7.8 librocksdb-dev python3-grpcio python3-grpc-tools protobuf-compiler iproute2 iptables ccache gcc bazel-bootstrap)
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
     echo "setup-deps: dpkg-query not found: this script supports Debian/Ubuntu only; install by hand: ${PACKAGES[*]}" >&2
