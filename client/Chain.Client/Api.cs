@@ -31,7 +31,13 @@ public sealed record ChainClientOptions
     public int DownloadParallelism { get; init; } = 4;
 }
 
-public sealed record ObjectInfo(string Bucket, string Key, long Size, string Sha256Hex, ulong Version, DateTimeOffset Created, string ContentType);
+public sealed record ObjectInfo(string Bucket, string Key, long Size, string Sha256Hex, ulong Version, DateTimeOffset Created, string ContentType)
+{
+    /// <summary>The metadata given with <see cref="PutOptions.UserMetadata"/> (empty when none).</summary>
+    public IReadOnlyDictionary<string, string> UserMetadata { get; init; } = EmptyMetadata;
+
+    private static readonly IReadOnlyDictionary<string, string> EmptyMetadata = new Dictionary<string, string>();
+}
 
 public sealed record PutResult(string Bucket, string Key, long Size, string Sha256Hex, ulong Version, bool Deduplicated);
 
