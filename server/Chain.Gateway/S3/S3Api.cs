@@ -59,7 +59,7 @@ public sealed partial class S3Api(ChainClient client, GatewayOptions options, IL
     private void Authorize(HttpContext context, S3Request request, S3Principal principal)
     {
         if (principal.AccessKey is not null || options.AccessKeys.Count == 0)
-            return;
+            return; // signed by a known key, or an open gateway (no keys configured)
         bool read = HttpMethods.IsGet(context.Request.Method) || HttpMethods.IsHead(context.Request.Method);
         if (read && request.Bucket.Length > 0 && options.AnonymousReadBuckets.Contains(request.Bucket))
             return;

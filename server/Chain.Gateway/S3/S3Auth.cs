@@ -19,6 +19,12 @@ public sealed class S3Auth(GatewayOptions options)
     /// <summary>The principal of the request, or an <see cref="S3Exception"/> (403) when it is not properly signed.</summary>
     public S3Principal Authenticate(HttpContext context, S3Request request)
     {
+        if (options.AccessKeys.Count == 0)
+        {
+            // No keys configured: no authentication (signatures are not checked), but a hex payload hash is still honoured.
+            string hash = context.Request.Headers["x-amz-content-sha256"].ToString();
+            return new S3Principal(null, IsSha256Hex(hash) ? hash.ToLowerInvariant() : null);
+        }
         string? authorization = context.Request.Headers.Authorization;
         if (!string.IsNullOrEmpty(authorization))
             return VerifyHeader(context, request, authorization);
