@@ -818,7 +818,10 @@ public sealed partial class ChainClient : IAsyncDisposable, IDisposable
             Convert.ToHexStringLower(meta.Sha256.Span),
             meta.Version,
             DateTimeOffset.FromUnixTimeMilliseconds(meta.CreatedUnixMs),
-            meta.ContentType);
+            meta.ContentType)
+        {
+            UserMetadata = meta.UserMetadata.Count == 0 ? new Dictionary<string, string>() : new Dictionary<string, string>(meta.UserMetadata),
+        };
     }
 
     private static IReadOnlyList<BucketInfo> ToBuckets(ClusterConfig config) =>
