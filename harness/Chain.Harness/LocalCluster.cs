@@ -214,6 +214,7 @@ public sealed class LocalCluster : IAsyncDisposable
             args.AddRange(new[] { "--anonymous-read", bucket });
         if (gateway.MaxObjectBytes is { } max)
             args.AddRange(new[] { "--max-object-bytes", max.ToString(CultureInfo.InvariantCulture) });
+        args.AddRange(new[] { "--build-cache-prefix", gateway.BuildCache ? LocalGatewayOptions.BuildCachePrefix : "none" });
         return new ServerProcess("gateway", null, port, Path.Combine(root, "gateway"), Path.Combine(root, "gateway.log"), dotnet, serverDll, args);
     }
 

@@ -161,6 +161,11 @@ public sealed record LocalGatewayOptions
     public IReadOnlyDictionary<string, string> AccessKeys { get; init; } = new Dictionary<string, string> { [DevAccessKeyId] = DevSecretKey };
     public IReadOnlyList<string> AnonymousReadBuckets { get; init; } = [];
     public long? MaxObjectBytes { get; init; }
+
+    /// <summary>Serve the build caches (ccache, Bazel, Gradle) under <see cref="BuildCachePrefix"/> too.</summary>
+    public bool BuildCache { get; init; } = true;
+
+    public const string BuildCachePrefix = "/_cache";
 }
 
 /// <summary>Where a <see cref="LocalCluster"/> keeps its data and how its nodes are reached (for <see cref="LocalClusterOptions.PrepareDataAsync"/>).</summary>

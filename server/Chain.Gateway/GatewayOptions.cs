@@ -30,10 +30,26 @@ public sealed record GatewayOptions
 
     public TimeProvider Time { get; init; } = TimeProvider.System;
 
+    /// <summary>
+    /// The build caches (ccache, Bazel, Gradle HTTP protocols) under <see cref="BuildCachePrefix"/>; null: none. They have
+    /// their own optional bearer/basic auth (<see cref="BuildCache.BuildCacheOptions"/>), not S3 signatures.
+    /// </summary>
+    public Chain.Gateway.BuildCache.BuildCacheOptions? BuildCache { get; init; }
+
+    /// <summary>
+    /// Where the build caches live: "/_cache" by default — not a valid bucket name, so no S3 path is shadowed
+    /// (ccache: remote_storage = http://HOST:PORT/_cache|layout=subdirs; Bazel: --remote_cache=http://HOST:PORT/_cache).
+    /// </summary>
+    public string BuildCachePrefix { get; init; } = DefaultBuildCachePrefix;
+
+    public const string DefaultBuildCachePrefix = "/_cache";
+
     public void Validate()
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxObjectBytes, 0, nameof(MaxObjectBytes));
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxConcurrentRequests, 1, nameof(MaxConcurrentRequests));
+        if (BuildCache is not null && (BuildCachePrefix.Length < 2 || BuildCachePrefix[0] != '/' || BuildCachePrefix[1] is >= 'a' and <= 'z' or >= '0' and <= '9'))
+            throw new ArgumentException($"build cache prefix '{BuildCachePrefix}' must start with '/' and a character no bucket name starts with (e.g. /_cache)");
         foreach (var (id, secret) in AccessKeys)
         {
             if (id.Length == 0 || secret.Length == 0)

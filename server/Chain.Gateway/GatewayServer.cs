@@ -1,4 +1,5 @@
 using Chain.Client;
+using Chain.Gateway.BuildCache;
 using Chain.Gateway.S3;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -71,6 +72,8 @@ public sealed class GatewayServer : IAsyncDisposable
             }
         });
         app.UseRouting();
+        if (options.BuildCache is { } buildCache)
+            app.MapBuildCache(options.BuildCachePrefix, client, buildCache);
         MapEndpointGroups(app, mapGroups);
         app.UseEndpoints(_ => { });
         app.Run(s3.HandleAsync);

@@ -26,6 +26,8 @@ public static class Program
                                [--unsafe-test-break ack-before-tail|dirty-reads[,...]]   (harness self-tests only; needs CHAIN_ALLOW_UNSAFE_TEST_BREAKS=1)
           Chain.Server gateway --listen HOST:PORT --master URL [--access-key ID:SECRET]... [--anonymous-read BUCKET]... [--max-object-bytes N]
                                [--max-concurrent-requests N] [--exit-on-stdin-close]   (S3-compatible HTTP gateway; no --access-key: no authentication)
+                               [--build-cache-prefix /_cache|none] [--build-cache-bucket B] [--build-cache-token T] [--build-cache-max-entry-bytes N]
+                               (ccache / Bazel / Gradle HTTP caches under the prefix; the token, when given, is required as a bearer token)
           Chain.Server restore-master --backup DIR --data DIR [--addresses ID=URL,...]   (offline: a new master data directory from a backup)
           Chain.Server restore-node --backup DIR --data DIR --node-id ID                 (offline: a new node data directory from a backup)
         """;
@@ -226,7 +228,23 @@ public static class Program
             AnonymousReadBuckets = anonymous,
             MaxObjectBytes = maxObject ?? Limits.ObjectBytesMaxDefault,
             MaxConcurrentRequests = OptionalInt(flags, "max-concurrent-requests") ?? 64,
+            BuildCachePrefix = flags.GetValueOrDefault("build-cache-prefix", Chain.Gateway.GatewayOptions.DefaultBuildCachePrefix),
         };
+        if (options.BuildCachePrefix != "none")
+        {
+            var cache = new Chain.Gateway.BuildCache.BuildCacheOptions();
+            options = options with
+            {
+                BuildCache = cache with
+                {
+                    Bucket = flags.GetValueOrDefault("build-cache-bucket", cache.Bucket),
+                    BearerToken = flags.GetValueOrDefault("build-cache-token"),
+                    MaxEntryBytes = flags.TryGetValue("build-cache-max-entry-bytes", out string? entryText)
+                        ? long.TryParse(entryText, NumberStyles.None, CultureInfo.InvariantCulture, out long e) && e > 0 ? e : throw new ArgumentException("--build-cache-max-entry-bytes must be a positive number")
+                        : cache.MaxEntryBytes,
+                },
+            };
+        }
         await using var gateway = await Chain.Gateway.GatewayServer.StartAsync(options, loggers);
         Console.Out.WriteLine($"READY gateway {gateway.Address.ToString().TrimEnd('/')}");
         Console.Out.Flush();

@@ -197,6 +197,9 @@ public static class CliApp
             {
                 io.Out.WriteLine($"gateway: {gateway.Address.ToString().TrimEnd('/')}  (S3, path-style; access key {LocalGatewayOptions.DevAccessKeyId}, " +
                                  $"secret {LocalGatewayOptions.DevSecretKey}; log {gateway.LogPath})");
+                if (cluster.Options.Gateway?.BuildCache == true)
+                    io.Out.WriteLine($"build cache: {gateway.Address.ToString().TrimEnd('/')}{LocalGatewayOptions.BuildCachePrefix}  " +
+                                     "(ccache remote_storage, Bazel --remote_cache, Gradle HttpBuildCache)");
                 io.Out.WriteLine();
             }
             try
