@@ -67,7 +67,7 @@ public sealed partial class S3Api
         response.ContentType = string.IsNullOrEmpty(info.ContentType) ? DefaultContentType : info.ContentType;
         foreach (var (name, value) in info.UserMetadata)
         {
-            if (name != EtagMetadataKey)
+            if (!IsETagEntry(name))
                 response.Headers[MetaHeaderPrefix + name] = value;
         }
         if (range is { } r)
@@ -205,7 +205,7 @@ public sealed partial class S3Api
         bool replace = string.Equals(context.Request.Headers["x-amz-metadata-directive"], "REPLACE", StringComparison.OrdinalIgnoreCase);
         Dictionary<string, string> metadata = replace
             ? UserMetadataFrom(context.Request.Headers)
-            : source.UserMetadata.Where(kv => kv.Key != EtagMetadataKey).ToDictionary(kv => kv.Key, kv => kv.Value);
+            : source.UserMetadata.Where(kv => !IsETagEntry(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value);
         string contentType = replace ? ContentTypeOf(context.Request.ContentType) : source.ContentType;
 
         // Streamed: the source is read into a pipe (bounded by its pause threshold) while the put reads the other end.
