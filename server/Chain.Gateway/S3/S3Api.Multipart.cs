@@ -57,11 +57,7 @@ public sealed partial class S3Api
             || partNumber is < 1 or > ChainClient.PartNumberMax)
             throw S3Exception.InvalidArgument($"Part number must be an integer between 1 and {ChainClient.PartNumberMax}, inclusive");
         const long maxBytes = ChainClient.PartBytesMax; // S3's part limit; MaxObjectBytes bounds single PUTs
-        long? length = context.Request.ContentLength;
-        if (length is null && !context.Request.Headers.TransferEncoding.Any(v => v?.Contains("chunked", StringComparison.OrdinalIgnoreCase) == true))
-            throw new S3Exception(411, "MissingContentLength", "You must provide the Content-Length HTTP header.");
-        if (length > maxBytes)
-            throw new S3Exception(400, "EntityTooLarge", $"Your proposed upload exceeds the maximum allowed part size of {maxBytes} bytes.");
+        CheckBodyLength(context.Request, maxBytes, "part");
         // The same verification as PutObject: size, Content-MD5 and the signed payload hash, all before end of stream.
         using var body = new VerifyingStream(context.Request.Body, maxBytes, ContentMd5(context), principal.PayloadSha256Hex);
         PartInfo part;

@@ -12,11 +12,7 @@ public sealed partial class S3Api
 
     private async Task PutObjectAsync(HttpContext context, S3Request request, S3Principal principal)
     {
-        long? length = context.Request.ContentLength;
-        if (length is null && !context.Request.Headers.TransferEncoding.Any(v => v?.Contains("chunked", StringComparison.OrdinalIgnoreCase) == true))
-            throw new S3Exception(411, "MissingContentLength", "You must provide the Content-Length HTTP header.");
-        if (length > options.MaxObjectBytes)
-            throw new S3Exception(400, "EntityTooLarge", $"Your proposed upload exceeds the maximum allowed object size of {options.MaxObjectBytes} bytes.");
+        CheckBodyLength(context.Request, options.MaxObjectBytes, "object");
         var metadata = UserMetadataFrom(context.Request.Headers);
         byte[]? md5 = ContentMd5(context);
         // The ETag (MD5) is known only at the end of the body; the client library builds the object's header after the
@@ -42,6 +38,16 @@ public sealed partial class S3Api
             throw new S3Exception(500, "InternalError", "the object was stored before its body was verified");
         context.Response.Headers.ETag = "\"" + body.Md5Hex + "\"";
         context.Response.StatusCode = 200;
+    }
+
+    /// <summary>411 MissingContentLength without a length or chunked encoding; 400 EntityTooLarge when the announced length is above the limit.</summary>
+    private static void CheckBodyLength(HttpRequest request, long maxBytes, string what)
+    {
+        long? length = request.ContentLength;
+        if (length is null && !request.Headers.TransferEncoding.Any(v => v?.Contains("chunked", StringComparison.OrdinalIgnoreCase) == true))
+            throw new S3Exception(411, "MissingContentLength", "You must provide the Content-Length HTTP header.");
+        if (length > maxBytes)
+            throw new S3Exception(400, "EntityTooLarge", $"Your proposed upload exceeds the maximum allowed {what} size of {maxBytes} bytes.");
     }
 
     private async Task GetObjectAsync(HttpContext context, S3Request request, bool withBody)
