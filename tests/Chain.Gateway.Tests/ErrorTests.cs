@@ -111,7 +111,7 @@ public sealed class ErrorTests(GatewayFixture fixture)
     }
 
     [Fact]
-    public async Task Limits_EntityTooLarge_KeyTooLong_MalformedXml_MultipartNotImplemented()
+    public async Task Limits_EntityTooLarge_KeyTooLong_MalformedXml_UploadPartCopyNotImplemented()
     {
         string bucket = await NewBucketAsync("err-limits");
         byte[] tooLarge = new byte[GatewayFixture.MaxObjectBytes + 1];
@@ -121,7 +121,8 @@ public sealed class ErrorTests(GatewayFixture fixture)
         byte[] xml = Encoding.UTF8.GetBytes("<Delete><Object><Key>a</Key></Obj");
         var md5 = new Dictionary<string, string> { ["content-md5"] = GatewayFixture.Md5Base64(xml) };
         await AssertErrorAsync(await fixture.SendSignedAsync(HttpMethod.Post, $"/{bucket}?delete", xml, md5), 400, "MalformedXML");
-        await AssertErrorAsync(await fixture.SendSignedAsync(HttpMethod.Post, $"/{bucket}/obj?uploads"), 501, "NotImplemented");
+        var copySource = new Dictionary<string, string> { ["x-amz-copy-source"] = $"/{bucket}/other" };
+        await AssertErrorAsync(await fixture.SendSignedAsync(HttpMethod.Put, $"/{bucket}/obj?partNumber=1&uploadId=00", [], copySource), 501, "NotImplemented");
     }
 
     [Fact]

@@ -33,6 +33,35 @@ public sealed class GatewayFixture : IAsyncLifetime
     public string Work => Path.Combine(_root, "work");
     public HttpClient Http { get; } = new() { Timeout = TimeSpan.FromSeconds(60) };
 
+    /// <summary>A new, empty directory under <see cref="Work"/> for one test's files.</summary>
+    public string NewWorkDir(string name)
+    {
+        string path = Path.Combine(Work, name + "-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(path);
+        return path;
+    }
+
+    /// <summary>An s3cmd configuration for this gateway, written into <paramref name="dir"/>; returns its path.</summary>
+    public async Task<string> WriteS3cmdConfigAsync(string dir)
+    {
+        string config = Path.Combine(dir, "s3cfg");
+        string host = Endpoint.Authority;
+        await File.WriteAllTextAsync(config,
+            $"[default]\naccess_key = {AccessKey}\nsecret_key = {Secret}\nhost_base = {host}\nhost_bucket = {host}\n" +
+            "use_https = False\nsignature_v2 = False\n");
+        return config;
+    }
+
+    /// <summary>An rclone configuration with the remote "chain:" for this gateway, written into <paramref name="dir"/>.</summary>
+    public async Task<string> WriteRcloneConfigAsync(string dir)
+    {
+        string config = Path.Combine(dir, "rclone.conf");
+        await File.WriteAllTextAsync(config,
+            $"[chain]\ntype = s3\nprovider = Other\naccess_key_id = {AccessKey}\nsecret_access_key = {Secret}\n" +
+            $"endpoint = {EndpointText}\nforce_path_style = true\n");
+        return config;
+    }
+
     public async Task InitializeAsync()
     {
         Directory.CreateDirectory(Work);

@@ -12,18 +12,13 @@ public sealed class RealClientTests(GatewayFixture fixture)
 {
     private static readonly TimeSpan ToolTimeout = TimeSpan.FromSeconds(90);
 
-    private string Dir(string name)
-    {
-        string path = Path.Combine(fixture.Work, name + "-" + Guid.NewGuid().ToString("N")[..8]);
-        Directory.CreateDirectory(path);
-        return path;
-    }
+    private string Dir(string name) => fixture.NewWorkDir(name);
 
     private async Task<(int Code, string Out, string Err)> AwsAsync(string dir, string secret, params string[] args)
     {
         string config = Path.Combine(dir, "aws-config");
         string credentials = Path.Combine(dir, "aws-credentials");
-        // Uploads here stay below the multipart threshold (multipart is not implemented yet).
+        // Uploads here stay below the multipart threshold (multipart: MultipartHttpTests).
         await File.WriteAllTextAsync(config, "[default]\nregion = us-east-1\ns3 =\n    addressing_style = path\n    multipart_threshold = 64MB\n");
         await File.WriteAllTextAsync(credentials, $"[default]\naws_access_key_id = {GatewayFixture.AccessKey}\naws_secret_access_key = {secret}\n");
         var command = new List<string>
@@ -111,11 +106,7 @@ public sealed class RealClientTests(GatewayFixture fixture)
     public async Task S3cmd_Put_Get_Ls_Del()
     {
         string dir = Dir("s3cmd");
-        string config = Path.Combine(dir, "s3cfg");
-        string host = fixture.Endpoint.Authority;
-        await File.WriteAllTextAsync(config,
-            $"[default]\naccess_key = {GatewayFixture.AccessKey}\nsecret_key = {GatewayFixture.Secret}\nhost_base = {host}\nhost_bucket = {host}\n" +
-            "use_https = False\nsignature_v2 = False\n");
+        string config = await fixture.WriteS3cmdConfigAsync(dir);
         byte[] data = GatewayFixture.Content(3, 2_500_000);
         await File.WriteAllBytesAsync(Path.Combine(dir, "up"), data);
         async Task<string> S3cmd(params string[] args)
@@ -140,10 +131,7 @@ public sealed class RealClientTests(GatewayFixture fixture)
     public async Task Rclone_Copy_Check_Lsf_CatWithOffset()
     {
         string dir = Dir("rclone");
-        string config = Path.Combine(dir, "rclone.conf");
-        await File.WriteAllTextAsync(config,
-            $"[chain]\ntype = s3\nprovider = Other\naccess_key_id = {GatewayFixture.AccessKey}\nsecret_access_key = {GatewayFixture.Secret}\n" +
-            $"endpoint = {fixture.EndpointText}\nforce_path_style = true\n");
+        string config = await fixture.WriteRcloneConfigAsync(dir);
         string source = Path.Combine(dir, "src");
         Directory.CreateDirectory(Path.Combine(source, "sub"));
         await File.WriteAllBytesAsync(Path.Combine(source, "one.bin"), GatewayFixture.Content(4, 1_000_000));

@@ -12,11 +12,7 @@ public sealed partial class S3Api
 
     private async Task PutObjectAsync(HttpContext context, S3Request request, S3Principal principal)
     {
-        long? length = context.Request.ContentLength;
-        if (length is null && !context.Request.Headers.TransferEncoding.Any(v => v?.Contains("chunked", StringComparison.OrdinalIgnoreCase) == true))
-            throw new S3Exception(411, "MissingContentLength", "You must provide the Content-Length HTTP header.");
-        if (length > options.MaxObjectBytes)
-            throw new S3Exception(400, "EntityTooLarge", $"Your proposed upload exceeds the maximum allowed object size of {options.MaxObjectBytes} bytes.");
+        CheckBodyLength(context.Request, options.MaxObjectBytes, "object");
         var metadata = UserMetadataFrom(context.Request.Headers);
         byte[]? md5 = ContentMd5(context);
         // The ETag (MD5) is known only at the end of the body; the client library builds the object's header after the
@@ -44,6 +40,16 @@ public sealed partial class S3Api
         context.Response.StatusCode = 200;
     }
 
+    /// <summary>411 MissingContentLength without a length or chunked encoding; 400 EntityTooLarge when the announced length is above the limit.</summary>
+    private static void CheckBodyLength(HttpRequest request, long maxBytes, string what)
+    {
+        long? length = request.ContentLength;
+        if (length is null && !request.Headers.TransferEncoding.Any(v => v?.Contains("chunked", StringComparison.OrdinalIgnoreCase) == true))
+            throw new S3Exception(411, "MissingContentLength", "You must provide the Content-Length HTTP header.");
+        if (length > maxBytes)
+            throw new S3Exception(400, "EntityTooLarge", $"Your proposed upload exceeds the maximum allowed {what} size of {maxBytes} bytes.");
+    }
+
     private async Task GetObjectAsync(HttpContext context, S3Request request, bool withBody)
     {
         CancellationToken ct = context.RequestAborted;
@@ -67,7 +73,7 @@ public sealed partial class S3Api
         response.ContentType = string.IsNullOrEmpty(info.ContentType) ? DefaultContentType : info.ContentType;
         foreach (var (name, value) in info.UserMetadata)
         {
-            if (name != EtagMetadataKey)
+            if (!IsETagEntry(name))
                 response.Headers[MetaHeaderPrefix + name] = value;
         }
         if (range is { } r)
@@ -205,7 +211,7 @@ public sealed partial class S3Api
         bool replace = string.Equals(context.Request.Headers["x-amz-metadata-directive"], "REPLACE", StringComparison.OrdinalIgnoreCase);
         Dictionary<string, string> metadata = replace
             ? UserMetadataFrom(context.Request.Headers)
-            : source.UserMetadata.Where(kv => kv.Key != EtagMetadataKey).ToDictionary(kv => kv.Key, kv => kv.Value);
+            : source.UserMetadata.Where(kv => !IsETagEntry(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value);
         string contentType = replace ? ContentTypeOf(context.Request.ContentType) : source.ContentType;
 
         // Streamed: the source is read into a pipe (bounded by its pause threshold) while the put reads the other end.

@@ -43,6 +43,7 @@ public sealed partial class S3Api(ChainClient client, GatewayOptions options, IL
     private static S3Exception? ToS3Error(Exception e) => e switch
     {
         S3Exception s3 => s3,
+        MultipartException m => MultipartError(m),
         BucketNotFoundException b => S3Exception.NoSuchBucket(b.Bucket),
         ObjectNotFoundException o => S3Exception.NoSuchKey(o.Key),
         BucketNotEmptyException => new S3Exception(409, "BucketNotEmpty", "The bucket you tried to delete is not empty"),
@@ -211,5 +212,10 @@ public sealed partial class S3Api(ChainClient client, GatewayOptions options, IL
 
     /// <summary>The quoted ETag of an object: the MD5 the gateway stored, else (written by another client) a stand-in from its SHA-256.</summary>
     internal static string ETagOf(ObjectInfo info) =>
-        "\"" + (info.UserMetadata.TryGetValue(EtagMetadataKey, out string? md5) ? md5 : info.Sha256Hex[..32]) + "\"";
+        "\"" + (info.UserMetadata.TryGetValue(EtagMetadataKey, out string? md5) ? md5
+            : info.UserMetadata.TryGetValue(ChainClient.MultipartETagMetadata, out string? multipart) ? multipart
+            : info.Sha256Hex[..32]) + "\"";
+
+    /// <summary>User-metadata entries that are ETags kept by the gateway or the client library, not x-amz-meta-* headers.</summary>
+    internal static bool IsETagEntry(string name) => name is EtagMetadataKey or ChainClient.MultipartETagMetadata;
 }

@@ -30,6 +30,10 @@ public sealed class S3Exception(int status, string code, string message) : Excep
         }
         context.Response.Clear();
         context.Response.StatusCode = status;
+        // A client that sent Expect: 100-continue and got this answer first does not send its body; the connection
+        // cannot carry another request (the server would read its first bytes as that body).
+        if (context.Request.Headers.Expect.ToString().Contains("100-continue", StringComparison.OrdinalIgnoreCase))
+            context.Response.Headers.Connection = "close";
         if (HttpMethods.IsHead(context.Request.Method))
             return;
         context.Response.ContentType = "application/xml";
