@@ -9,6 +9,7 @@ PORT="${SMOKE_PORT:-17400}"
 NODES=3
 CHAINS=3
 export CHAIN_MASTER="http://127.0.0.1:$PORT"
+GATEWAY_PORT="${SMOKE_GATEWAY_PORT:-$((PORT + 100))}"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/chain-smoke.XXXXXX")"
 DATA="$(mktemp -d "${TMPDIR:-/tmp}/chain-smoke-data.XXXXXX")"
 UP_LOG="$WORK/up.log"
@@ -59,7 +60,7 @@ log "starting ./chain up --data $DATA --port $PORT"
 # Job control gives the background job its own process group and keeps SIGINT deliverable
 # (a non-interactive shell starts background jobs with SIGINT ignored).
 set -m
-./chain up --data "$DATA" --port "$PORT" --nodes "$NODES" --chains "$CHAINS" >"$UP_LOG" 2>&1 &
+./chain up --data "$DATA" --port "$PORT" --nodes "$NODES" --chains "$CHAINS" --gateway-port "$GATEWAY_PORT" >"$UP_LOG" 2>&1 &
 UP_PID=$!
 set +m
 
@@ -97,6 +98,15 @@ actual="$(sha256sum "$WORK/out.bin" | cut -d' ' -f1)"
 
 piped="$(./chain get demo/dir/big.bin - | sha256sum | cut -d' ' -f1)"
 [ "$piped" = "$expected" ] || fail "sha256 mismatch on 'get -': $piped"
+
+# The S3 gateway 'chain up' started, with the default access key it printed.
+grep -q "gateway: http://127.0.0.1:$GATEWAY_PORT" "$UP_LOG" || fail "'chain up' did not print the gateway address"
+printf '[default]\nregion = us-east-1\ns3 =\n    addressing_style = path\n' >"$WORK/aws.cfg"
+printf '[default]\naws_access_key_id = chain-dev\naws_secret_access_key = chain-dev-secret\n' >"$WORK/aws.cred"
+AWS_CONFIG_FILE="$WORK/aws.cfg" AWS_SHARED_CREDENTIALS_FILE="$WORK/aws.cred" /usr/bin/aws --endpoint-url "http://127.0.0.1:$GATEWAY_PORT" \
+    s3 ls s3://demo/dir/ >"$WORK/s3ls.txt" 2>&1 || fail "aws s3 ls through the gateway: $(cat "$WORK/s3ls.txt")"
+grep -q "104857600 big.bin" "$WORK/s3ls.txt" || fail "aws s3 ls does not show big.bin: $(cat "$WORK/s3ls.txt")"
+log "S3 gateway lists the object"
 
 ./chain ls demo >"$WORK/ls.txt" || fail "ls demo"
 grep -q "dir/big.bin" "$WORK/ls.txt" || fail "ls demo does not list dir/big.bin: $(cat "$WORK/ls.txt")"

@@ -31,7 +31,22 @@ public sealed record ChainClientOptions
     public int DownloadParallelism { get; init; } = 4;
 }
 
-public sealed record ObjectInfo(string Bucket, string Key, long Size, string Sha256Hex, ulong Version, DateTimeOffset Created, string ContentType);
+public sealed record ObjectInfo(string Bucket, string Key, long Size, string Sha256Hex, ulong Version, DateTimeOffset Created, string ContentType)
+{
+    /// <summary>The metadata given with <see cref="PutOptions.UserMetadata"/> (empty when none).</summary>
+    public IReadOnlyDictionary<string, string> UserMetadata { get; init; } = EmptyMetadata;
+
+    private static readonly IReadOnlyDictionary<string, string> EmptyMetadata = new Dictionary<string, string>();
+
+    // Equality by value, metadata entries included (a record would compare the dictionary's reference).
+    public bool Equals(ObjectInfo? other) =>
+        other is not null && Bucket == other.Bucket && Key == other.Key && Size == other.Size && Sha256Hex == other.Sha256Hex
+        && Version == other.Version && Created == other.Created && ContentType == other.ContentType
+        && UserMetadata.Count == other.UserMetadata.Count
+        && UserMetadata.All(kv => other.UserMetadata.TryGetValue(kv.Key, out string? value) && value == kv.Value);
+
+    public override int GetHashCode() => HashCode.Combine(Bucket, Key, Size, Sha256Hex, Version, Created, ContentType, UserMetadata.Count);
+}
 
 public sealed record PutResult(string Bucket, string Key, long Size, string Sha256Hex, ulong Version, bool Deduplicated);
 

@@ -43,8 +43,9 @@ public sealed partial class ChainClient
     private sealed record Upload(List<ChunkRef> Chunks, long Size, byte[] Sha256);
 
     /// <summary>Uploads every chunk of the source, at most <see cref="ChainClientOptions.UploadParallelism"/> at a time.</summary>
+    /// <remarks><paramref name="alsoHash"/>, when given, is fed every byte in order too (a multipart part's MD5).</remarks>
     private async Task<Upload> UploadChunksAsync(string bucket, string key, ChunkSource source, IProgress<long>? progress, bool touchFirst,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, IncrementalHash? alsoHash = null)
     {
         using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         using var window = new SemaphoreSlim(_options.UploadParallelism, _options.UploadParallelism);
@@ -87,6 +88,7 @@ public sealed partial class ChainClient
                 if (chunk.IsEmpty)
                     break;
                 whole.AppendData(chunk.Span);
+                alsoHash?.AppendData(chunk.Span);
                 byte[] sha = SHA256.HashData(chunk.Span);
                 chunks.Add(new ChunkRef { Sha256 = UnsafeByteOperations.UnsafeWrap(sha), Size = (uint)chunk.Length });
                 total += chunk.Length;
@@ -116,23 +118,29 @@ public sealed partial class ChainClient
         return new Upload(chunks, total, whole.GetHashAndReset());
     }
 
-    private Task PutChunkAsync(string bucket, string key, byte[] sha, ReadOnlyMemory<byte> data, bool touchFirst, CancellationToken cancellationToken) =>
+    /// <summary>
+    /// Stores one chunk on the head of its chain (with <paramref name="touchFirst"/>, only touches it when the chain holds
+    /// it). <paramref name="data"/> null: touch only, and a chunk the chain lacks is an <see cref="IntegrityException"/>.
+    /// </summary>
+    private Task PutChunkAsync(string bucket, string key, byte[] sha, ReadOnlyMemory<byte>? data, bool touchFirst, CancellationToken cancellationToken) =>
         _retry.RunAsync("put chunk", async (state, ct) =>
         {
             var snapshot = await _config.GetAsync(fresh: false, ct).ConfigureAwait(false);
             state.ConfigVersion = snapshot.Version;
             var route = snapshot.RouteChain(Placement.ChainForChunk(sha, snapshot.ChainCount), write: true);
             var caller = _transport.For(route.Address);
-            var callOptions = new CallOptions { Timeout = ChunkAttemptTimeout(data.Length), CancellationToken = ct };
+            var callOptions = new CallOptions { Timeout = ChunkAttemptTimeout(data?.Length ?? 0), CancellationToken = ct };
             var id = UnsafeByteOperations.UnsafeWrap(sha);
-            if (touchFirst)
+            if (touchFirst || data is null)
             {
                 var touched = await caller.UnaryAsync(StoreMethods.PutChunk, new PutChunkRequest { Routing = Routing(route), Sha256 = id }, callOptions)
                     .ConfigureAwait(false);
                 if (touched.Present)
                     return true;
+                if (data is null)
+                    throw new IntegrityException($"'{bucket}/{key}': chunk {Convert.ToHexStringLower(sha)} is gone from chain {route.ChainId}");
             }
-            var request = new PutChunkRequest { Routing = Routing(route), Sha256 = id, Data = UnsafeByteOperations.UnsafeWrap(data) };
+            var request = new PutChunkRequest { Routing = Routing(route), Sha256 = id, Data = UnsafeByteOperations.UnsafeWrap(data.Value) };
             var response = await caller.UnaryAsync(StoreMethods.PutChunk, request, callOptions).ConfigureAwait(false);
             if (!response.Present)
                 throw new ChainException($"protocol error: node '{route.NodeId}' accepted chunk {Convert.ToHexStringLower(sha)} but does not hold it");
@@ -177,21 +185,36 @@ public sealed partial class ChainClient
     /// Writes bytes [offset, end) of a distributed object to the destination: its chunks fetched from any replica of
     /// their chains, several ahead, each verified against its id; the whole object's SHA-256 when it is read whole.
     /// </summary>
-    private async Task<long> ReadDistributedAsync(string bucket, string key, ObjectMeta meta, Stream destination, long offset, long end,
+    private async Task ReadDistributedAsync(string bucket, string key, ObjectMeta meta, Stream destination, long offset, long end,
         IProgress<long>? progress, CancellationToken cancellationToken)
     {
-        bool whole = offset == 0 && end == (long)meta.Size;
+        var digest = await ReadChunksAsync(bucket, key, meta.Chunks, (long)meta.Size, destination, offset, end, progress, cancellationToken).ConfigureAwait(false);
+        if (digest is not null && !digest.AsSpan().SequenceEqual(meta.Sha256.Span))
+        {
+            throw new IntegrityException(
+                $"'{bucket}/{key}': SHA-256 of the received data is {Convert.ToHexStringLower(digest)}, but the object's is {Convert.ToHexStringLower(meta.Sha256.Span)}");
+        }
+    }
+
+    /// <summary>
+    /// Writes bytes [offset, end) of the content made of <paramref name="chunks"/> (in order; of any sizes, each verified
+    /// against its id) to the destination; returns the SHA-256 of the whole content when the range is all of it, else null.
+    /// </summary>
+    private async Task<byte[]?> ReadChunksAsync(string bucket, string key, IReadOnlyList<ChunkRef> chunks, long size, Stream destination, long offset,
+        long end, IProgress<long>? progress, CancellationToken cancellationToken)
+    {
+        bool whole = offset == 0 && end == size;
         using var hash = whole ? IncrementalHash.CreateHash(HashAlgorithmName.SHA256) : null;
         var wanted = new List<(ChunkRef Chunk, long Start)>();
         long position = 0;
-        foreach (var chunk in meta.Chunks)
+        foreach (var chunk in chunks)
         {
             if (position + chunk.Size > offset && position < end)
                 wanted.Add((chunk, position));
             position += chunk.Size;
         }
-        if (position != (long)meta.Size)
-            throw new IntegrityException($"'{bucket}/{key}': its chunks add up to {position} bytes, but the object has {meta.Size}");
+        if (position != size)
+            throw new IntegrityException($"'{bucket}/{key}': its chunks add up to {position} bytes, but the object has {size}");
 
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var ahead = new Queue<Task<ReadOnlyMemory<byte>>>();
@@ -220,16 +243,7 @@ public sealed partial class ChainClient
             foreach (var task in ahead)
                 Observe(task);
         }
-        if (hash is not null)
-        {
-            var digest = hash.GetHashAndReset();
-            if (!digest.AsSpan().SequenceEqual(meta.Sha256.Span))
-            {
-                throw new IntegrityException(
-                    $"'{bucket}/{key}': SHA-256 of the received data is {Convert.ToHexStringLower(digest)}, but the object's is {Convert.ToHexStringLower(meta.Sha256.Span)}");
-            }
-        }
-        return written;
+        return hash?.GetHashAndReset();
     }
 
     /// <summary>

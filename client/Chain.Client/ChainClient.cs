@@ -131,9 +131,14 @@ public sealed partial class ChainClient : IAsyncDisposable, IDisposable
     public Task<bool> DeleteAsync(string bucket, string key, ulong? ifVersion, CancellationToken cancellationToken = default)
     {
         var keyBytes = CheckObjectArgs(bucket, key);
-        var keyString = UnsafeByteOperations.UnsafeWrap(keyBytes);
         if (ifVersion == 0)
             throw new ArgumentOutOfRangeException(nameof(ifVersion), "versions start at 1");
+        return DeleteCoreAsync(bucket, key, keyBytes, ifVersion, cancellationToken);
+    }
+
+    private Task<bool> DeleteCoreAsync(string bucket, string key, byte[] keyBytes, ulong? ifVersion, CancellationToken cancellationToken)
+    {
+        var keyString = UnsafeByteOperations.UnsafeWrap(keyBytes);
         var requestId = NewRequestId(); // once per logical delete: the head deduplicates retries by it
         return _retry.RunAsync("delete", async (state, ct) =>
         {
@@ -208,6 +213,8 @@ public sealed partial class ChainClient : IAsyncDisposable, IDisposable
                                (index, a, ct) => ChainPageAsync(bucket, (uint)index, chains, prefix, a, ct),
                                cancellationToken).ConfigureAwait(false))
             {
+                if (IsReservedKey(meta.Key.Span))
+                    continue; // multipart upload state: never listed
                 if (objects.Count + commonPrefixes.Count == options.MaxKeys)
                 {
                     truncated = true;
@@ -599,13 +606,23 @@ public sealed partial class ChainClient : IAsyncDisposable, IDisposable
 
     private async IAsyncEnumerable<ObjectInfo> ListCoreAsync(string bucket, ByteString prefix, ByteString startAfter, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        int chains = await ListChainCountAsync(bucket, cancellationToken).ConfigureAwait(false);
+        await foreach (var meta in ListRecordsAsync(bucket, prefix, startAfter, cancellationToken).ConfigureAwait(false))
+        {
+            if (!IsReservedKey(meta.Key.Span))
+                yield return ToObjectInfo(meta, bucket, null);
+        }
+    }
 
+    /// <summary>Every record of the bucket with the prefix after <paramref name="startAfter"/>, in key order, multipart state included.</summary>
+    private async IAsyncEnumerable<ObjectMeta> ListRecordsAsync(string bucket, ByteString prefix, ByteString startAfter,
+        [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        int chains = await ListChainCountAsync(bucket, cancellationToken).ConfigureAwait(false);
         await foreach (var meta in ListMerger.MergeAsync(chains, startAfter,
                            (index, after, ct) => ChainPageAsync(bucket, (uint)index, chains, prefix, after, ct),
                            cancellationToken).ConfigureAwait(false))
         {
-            yield return ToObjectInfo(meta, bucket, null);
+            yield return meta;
         }
     }
 
@@ -748,6 +765,8 @@ public sealed partial class ChainClient : IAsyncDisposable, IDisposable
         var keyBytes = EncodeKey(key, "key");
         if (Validation.CheckKey(keyBytes) is { } problem)
             throw new ChainArgumentException(problem);
+        if (IsReservedKey(keyBytes))
+            throw new ChainArgumentException($"keys starting with U+0001 '{ReservedPrefix[1..]}' are reserved for multipart upload state");
         return keyBytes;
     }
 
@@ -799,7 +818,10 @@ public sealed partial class ChainClient : IAsyncDisposable, IDisposable
             Convert.ToHexStringLower(meta.Sha256.Span),
             meta.Version,
             DateTimeOffset.FromUnixTimeMilliseconds(meta.CreatedUnixMs),
-            meta.ContentType);
+            meta.ContentType)
+        {
+            UserMetadata = meta.UserMetadata.Count == 0 ? new Dictionary<string, string>() : new Dictionary<string, string>(meta.UserMetadata),
+        };
     }
 
     private static IReadOnlyList<BucketInfo> ToBuckets(ClusterConfig config) =>

@@ -43,6 +43,9 @@ public sealed class LocalCluster : IAsyncDisposable
 
     public Uri MasterAddress => _master.Address;
 
+    /// <summary>The S3 gateway process (<see cref="LocalClusterOptions.Gateway"/>); null when none was asked for.</summary>
+    public ServerProcess? Gateway { get; private set; }
+
     public IReadOnlyList<NodeProcess> Nodes => _nodes;
 
     /// <summary>The namespaces the processes run in; null in <see cref="ClusterNetwork.Loopback"/> mode.</summary>
@@ -182,6 +185,11 @@ public sealed class LocalCluster : IAsyncDisposable
             await master.StartAsync(Remaining(deadline), ct).ConfigureAwait(false);
             await Task.WhenAll(nodes.Select(n => n.StartAsync(Remaining(deadline), ct))).ConfigureAwait(false);
             await cluster.WaitUntilHealthyAsync(Remaining(deadline), ct).ConfigureAwait(false);
+            if (options.Gateway is { } gateway)
+            {
+                cluster.Gateway = GatewayProcess(gateway, root, dotnet, serverDll, Advertised(0));
+                await cluster.Gateway.StartAsync(Remaining(deadline), ct).ConfigureAwait(false);
+            }
             return cluster;
         }
         catch
@@ -194,6 +202,20 @@ public sealed class LocalCluster : IAsyncDisposable
                 TryDeleteDirectory(root);
             throw;
         }
+    }
+
+    private static ServerProcess GatewayProcess(LocalGatewayOptions gateway, string root, string dotnet, string serverDll, string master)
+    {
+        int port = gateway.Port == 0 ? PortAllocator.FreePorts(1)[0] : gateway.Port;
+        var args = new List<string> { "gateway", "--listen", $"127.0.0.1:{port}", "--master", master, "--exit-on-stdin-close" };
+        foreach (var (id, secret) in gateway.AccessKeys)
+            args.AddRange(new[] { "--access-key", $"{id}:{secret}" });
+        foreach (string bucket in gateway.AnonymousReadBuckets)
+            args.AddRange(new[] { "--anonymous-read", bucket });
+        if (gateway.MaxObjectBytes is { } max)
+            args.AddRange(new[] { "--max-object-bytes", max.ToString(CultureInfo.InvariantCulture) });
+        args.AddRange(new[] { "--build-cache-prefix", gateway.BuildCache ? LocalGatewayOptions.BuildCachePrefix : "none" });
+        return new ServerProcess("gateway", null, port, Path.Combine(root, "gateway"), Path.Combine(root, "gateway.log"), dotnet, serverDll, args);
     }
 
     /// <summary>Unmounts the tmpfs data directories and removes the namespaces (best effort, after the processes are gone).</summary>
@@ -326,6 +348,8 @@ public sealed class LocalCluster : IAsyncDisposable
     public async Task<IReadOnlyDictionary<string, int>> StopAllAsync()
     {
         var failures = new Dictionary<string, int>(StringComparer.Ordinal);
+        if (Gateway is not null && await Gateway.StopAsync(Options.StopTimeout).ConfigureAwait(false) is { } gatewayCode && gatewayCode != 0)
+            failures[Gateway.Name] = gatewayCode;
         int?[] nodeCodes = await Task.WhenAll(_nodes.Select(n => n.StopAsync(Options.StopTimeout))).ConfigureAwait(false);
         for (int i = 0; i < _nodes.Length; i++)
         {
@@ -358,7 +382,7 @@ public sealed class LocalCluster : IAsyncDisposable
 
     private async Task KillAllAsync()
     {
-        foreach (ServerProcess process in AllProcesses())
+        foreach (ServerProcess process in Gateway is null ? AllProcesses() : AllProcesses().Append(Gateway))
         {
             try
             {

@@ -106,6 +106,9 @@ public sealed class LocalClusterOptions
     /// <summary>Delete <see cref="DataDirectory"/> when the cluster is disposed (for throw-away clusters).</summary>
     public bool DeleteDataOnDispose { get; set; }
 
+    /// <summary>Also start an S3 gateway process (`Chain.Server gateway`) once the cluster is healthy (loopback only).</summary>
+    public LocalGatewayOptions? Gateway { get; set; }
+
     internal void Validate()
     {
         if (Nodes < 1)
@@ -134,11 +137,35 @@ public sealed class LocalClusterOptions
             throw new ArgumentException("a sealed cluster (Seal) needs Network = Namespaces", nameof(Seal));
         if (NodeDataTmpfsBytes is < TmpfsMounts.BytesMin)
             throw new ArgumentOutOfRangeException(nameof(NodeDataTmpfsBytes), NodeDataTmpfsBytes, $"a node's tmpfs needs at least {TmpfsMounts.BytesMin} bytes (RocksDB preallocates its WAL)");
+        if (Gateway is not null && Network != ClusterNetwork.Loopback)
+            throw new ArgumentException("a gateway is started only on a loopback cluster", nameof(Gateway));
+        if (Gateway is { } gateway && gateway.AccessKeys.Any(k => k.Key.Length == 0 || k.Value.Length == 0 || k.Key.Contains(':')))
+            throw new ArgumentException("gateway access keys need an id without ':' and a secret", nameof(Gateway));
         if (StartTimeout <= TimeSpan.Zero)
             throw new ArgumentOutOfRangeException(nameof(StartTimeout), StartTimeout, "start timeout must be positive");
         if (StopTimeout <= TimeSpan.Zero)
             throw new ArgumentOutOfRangeException(nameof(StopTimeout), StopTimeout, "stop timeout must be positive");
     }
+}
+
+/// <summary>The gateway a <see cref="LocalCluster"/> starts (see <see cref="LocalClusterOptions.Gateway"/>).</summary>
+public sealed record LocalGatewayOptions
+{
+    /// <summary>The default access key of a local development cluster (`chain up`).</summary>
+    public const string DevAccessKeyId = "chain-dev";
+    public const string DevSecretKey = "chain-dev-secret";
+
+    /// <summary>The port on 127.0.0.1; 0 picks a free one.</summary>
+    public int Port { get; init; }
+    /// <summary>Access key id → secret (empty: no authentication).</summary>
+    public IReadOnlyDictionary<string, string> AccessKeys { get; init; } = new Dictionary<string, string> { [DevAccessKeyId] = DevSecretKey };
+    public IReadOnlyList<string> AnonymousReadBuckets { get; init; } = [];
+    public long? MaxObjectBytes { get; init; }
+
+    /// <summary>Serve the build caches (ccache, Bazel, Gradle) under <see cref="BuildCachePrefix"/> too.</summary>
+    public bool BuildCache { get; init; } = true;
+
+    public const string BuildCachePrefix = "/_cache";
 }
 
 /// <summary>Where a <see cref="LocalCluster"/> keeps its data and how its nodes are reached (for <see cref="LocalClusterOptions.PrepareDataAsync"/>).</summary>

@@ -24,6 +24,10 @@ public static class Program
           Chain.Server master --listen HOST:PORT --data DIR [--expect-nodes N] [--chains C] [--replicas R] [--failure-timeout-ms MS] [--clock-offset-ms N] [--exit-on-stdin-close]
           Chain.Server node --listen HOST:PORT --data DIR --master URL --node-id ID [--advertise URL] [--zone Z] [--max-object-bytes N] [--clock-offset-ms N] [--exit-on-stdin-close]
                                [--unsafe-test-break ack-before-tail|dirty-reads[,...]]   (harness self-tests only; needs CHAIN_ALLOW_UNSAFE_TEST_BREAKS=1)
+          Chain.Server gateway --listen HOST:PORT --master URL [--access-key ID:SECRET]... [--anonymous-read BUCKET]... [--max-object-bytes N]
+                               [--max-concurrent-requests N] [--exit-on-stdin-close]   (S3-compatible HTTP gateway; no --access-key: no authentication)
+                               [--build-cache-prefix /_cache|none] [--build-cache-bucket B] [--build-cache-token T] [--build-cache-max-entry-bytes N]
+                               (ccache / Bazel / Gradle HTTP caches under the prefix; the token, when given, is required as a bearer token)
           Chain.Server restore-master --backup DIR --data DIR [--addresses ID=URL,...]   (offline: a new master data directory from a backup)
           Chain.Server restore-node --backup DIR --data DIR --node-id ID                 (offline: a new node data directory from a backup)
         """;
@@ -90,6 +94,7 @@ public static class Program
             {
                 "master" => await RunMasterAsync(flags, loggers, stop.Task),
                 "node" => await RunNodeAsync(flags, loggers, stop.Task),
+                "gateway" => await RunGatewayAsync(flags, loggers, stop.Task),
                 "restore-master" => await RestoreMasterAsync(flags),
                 "restore-node" => await RestoreNodeAsync(flags),
                 _ => UsageError($"unknown role '{args[0]}'"),
@@ -201,6 +206,54 @@ public static class Program
         return 0;
     }
 
+    private static async Task<int> RunGatewayAsync(Dictionary<string, string> flags, ILoggerFactory loggers, Task stop)
+    {
+        var keys = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (string pair in flags.GetValueOrDefault("access-key", "").Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            int colon = pair.IndexOf(':');
+            if (colon <= 0 || colon == pair.Length - 1)
+                throw new ArgumentException($"--access-key: '{pair}' is not ID:SECRET");
+            keys[pair[..colon]] = pair[(colon + 1)..];
+        }
+        var anonymous = flags.GetValueOrDefault("anonymous-read", "").Split('\n', StringSplitOptions.RemoveEmptyEntries).ToHashSet(StringComparer.Ordinal);
+        long? maxObject = flags.TryGetValue("max-object-bytes", out string? maxText)
+            ? long.TryParse(maxText, NumberStyles.None, CultureInfo.InvariantCulture, out long m) ? m : throw new ArgumentException("--max-object-bytes must be a number")
+            : null;
+        var options = new Chain.Gateway.GatewayOptions
+        {
+            Listen = ParseEndpoint(Required(flags, "listen")),
+            Master = new Uri(Required(flags, "master")),
+            AccessKeys = keys,
+            AnonymousReadBuckets = anonymous,
+            MaxObjectBytes = maxObject ?? Limits.ObjectBytesMaxDefault,
+            MaxConcurrentRequests = OptionalInt(flags, "max-concurrent-requests") ?? 64,
+            BuildCachePrefix = flags.GetValueOrDefault("build-cache-prefix", Chain.Gateway.GatewayOptions.DefaultBuildCachePrefix),
+        };
+        if (options.BuildCachePrefix != "none")
+        {
+            var cache = new Chain.Gateway.BuildCache.BuildCacheOptions();
+            options = options with
+            {
+                BuildCache = cache with
+                {
+                    Bucket = flags.GetValueOrDefault("build-cache-bucket", cache.Bucket),
+                    BearerToken = flags.GetValueOrDefault("build-cache-token"),
+                    MaxEntryBytes = flags.TryGetValue("build-cache-max-entry-bytes", out string? entryText)
+                        ? long.TryParse(entryText, NumberStyles.None, CultureInfo.InvariantCulture, out long e) && e > 0 ? e : throw new ArgumentException("--build-cache-max-entry-bytes must be a positive number")
+                        : cache.MaxEntryBytes,
+                },
+            };
+        }
+        await using var gateway = await Chain.Gateway.GatewayServer.StartAsync(options, loggers);
+        Console.Out.WriteLine($"READY gateway {gateway.Address.ToString().TrimEnd('/')}");
+        Console.Out.Flush();
+        await stop;
+        loggers.CreateLogger("Chain.Server").LogInformation("gateway shutting down");
+        await gateway.StopAsync();
+        return 0;
+    }
+
     /// <summary>Offline: a fresh master data directory holding the backup's table (see <see cref="MasterRestore"/>).</summary>
     private static async Task<int> RestoreMasterAsync(Dictionary<string, string> flags)
     {
@@ -292,6 +345,9 @@ public static class Program
 
     private static readonly HashSet<string> BooleanFlags = new(StringComparer.Ordinal) { "exit-on-stdin-close" };
 
+    /// <summary>Flags that may be given several times; their values are kept one per line.</summary>
+    private static readonly HashSet<string> RepeatableFlags = new(StringComparer.Ordinal) { "access-key", "anonymous-read" };
+
     internal static Dictionary<string, string> ParseFlags(ReadOnlySpan<string> args)
     {
         var flags = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -318,6 +374,8 @@ public static class Program
                     throw new ArgumentException($"--{name} needs a value");
                 value = args[++i];
             }
+            if (RepeatableFlags.Contains(name) && flags.TryGetValue(name, out string? earlier))
+                value = earlier + "\n" + value;
             flags[name] = value;
         }
         return flags;

@@ -134,6 +134,8 @@ public static class CliApp
     /// 64 chains starts as quickly as one with 3). The server's own default stays one chain per node.
     /// </summary>
     public const int UpDefaultChains = 64;
+    /// <summary>The S3 gateway port of `chain up` (the usual local S3 port).</summary>
+    public const int UpDefaultGatewayPort = 9000;
 
     private static async Task<int> UpAsync(ParsedCommand command, CliIo io)
     {
@@ -143,6 +145,7 @@ public static class CliApp
         int? replicas = command.IntOption("replicas", null, 1, nodes);
         int? zones = command.IntOption("zones", null, 1, nodes);
         long? maxObject = command.LongOption("max-object-bytes", 1, long.MaxValue);
+        int gatewayPort = command.IntOption("gateway-port", UpDefaultGatewayPort, 0, 65535)!.Value;
         string data = Path.GetFullPath(command.Option("data") ?? "data");
         CancellationToken ct = io.Cancellation;
 
@@ -155,6 +158,7 @@ public static class CliApp
             Replicas = replicas,
             MaxObjectBytes = maxObject,
             ZoneOf = zones is { } k ? LocalClusterOptions.RoundRobinZones(k) : null,
+            Gateway = gatewayPort == 0 ? null : new LocalGatewayOptions { Port = gatewayPort, MaxObjectBytes = maxObject },
         };
         io.Out.WriteLine($"starting master + {nodes} node{(nodes == 1 ? "" : "s")} on ports {port}..{port + nodes} (data: {data})");
         io.Out.Flush();
@@ -189,6 +193,15 @@ public static class CliApp
             foreach (NodeProcess node in cluster.Nodes)
                 io.Out.WriteLine($"  {node.Id,-8} {Endpoint(node.Address),-26} pid {node.Pid,-8} log {node.LogPath}");
             io.Out.WriteLine();
+            if (cluster.Gateway is { } gateway)
+            {
+                io.Out.WriteLine($"gateway: {gateway.Address.ToString().TrimEnd('/')}  (S3, path-style; access key {LocalGatewayOptions.DevAccessKeyId}, " +
+                                 $"secret {LocalGatewayOptions.DevSecretKey}; log {gateway.LogPath})");
+                if (cluster.Options.Gateway?.BuildCache == true)
+                    io.Out.WriteLine($"build cache: {gateway.Address.ToString().TrimEnd('/')}{LocalGatewayOptions.BuildCachePrefix}  " +
+                                     "(ccache remote_storage, Bazel --remote_cache, Gradle HttpBuildCache)");
+                io.Out.WriteLine();
+            }
             try
             {
                 await using ChainClient client = io.ClientFactory(cluster.MasterAddress);

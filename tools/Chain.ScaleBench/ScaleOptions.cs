@@ -42,6 +42,18 @@ public static class ByteSize
         return (long)bytes;
     }
 
+    /// <summary>
+    /// Parses the size an option named <paramref name="name"/> gave; false with a usage message in <paramref name="error"/>
+    /// when it is not a size within [min, max].
+    /// </summary>
+    public static bool TryParseWithin(string name, string text, long min, long max, out long bytes, out string error)
+    {
+        bytes = TryParse(text) ?? -1;
+        bool ok = bytes >= min && bytes <= max;
+        error = ok ? "" : $"{name} must be a size between {Format(min)} and {(max == long.MaxValue ? "any size" : Format(max))} (e.g. 256MiB, 5GiB), not '{text}'";
+        return ok;
+    }
+
     /// <summary>"1.00 GiB", "256.00 MiB", "4.00 KiB", "17 B".</summary>
     public static string Format(long bytes) => bytes switch
     {
@@ -154,13 +166,8 @@ public sealed record ScaleOptions
         return options;
     }
 
-    private static long Size(OptionReader reader, long min, long max)
-    {
-        string text = reader.Value();
-        return ByteSize.TryParse(text) is { } bytes && bytes >= min && bytes <= max
-            ? bytes
-            : throw new UsageException($"{reader.Name} must be a size between {ByteSize.Format(min)} and {(max == long.MaxValue ? "any size" : ByteSize.Format(max))} (e.g. 256MiB, 5GiB), not '{text}'");
-    }
+    private static long Size(OptionReader reader, long min, long max) =>
+        ByteSize.TryParseWithin(reader.Name, reader.Value(), min, max, out long bytes, out string error) ? bytes : throw new UsageException(error);
 
     private static long SaturatingMultiply(long value, long factor) => value > long.MaxValue / factor ? long.MaxValue : value * factor;
 }

@@ -8,17 +8,21 @@ public sealed class ManifestException : Exception
     public ManifestException(string message, Exception? inner = null) : base(message, inner) { }
 }
 
-/// <summary>The roles BellJar knows and the named ports each listens on (gateway, tracker and peer come with later issues).</summary>
+/// <summary>The roles BellJar knows and the named ports each listens on (tracker and peer come with later issues).</summary>
 public static class RoleCatalog
 {
     /// <summary>The one port every server role listens on: its gRPC endpoint (<c>--listen</c>).</summary>
     public const string RpcPort = "rpc";
+
+    /// <summary>The gateway's HTTP endpoint (S3 and the other HTTP endpoint groups, <c>--listen</c>).</summary>
+    public const string HttpPort = "http";
 
     public static readonly IReadOnlyDictionary<string, IReadOnlyList<string>> Ports =
         new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal)
         {
             ["master"] = new[] { RpcPort },
             ["node"] = new[] { RpcPort },
+            ["gateway"] = new[] { HttpPort },
         };
 
     public static string KnownRoles => string.Join(", ", Ports.Keys.Order(StringComparer.Ordinal));
