@@ -126,3 +126,42 @@ public static class AdminMethods
     public static readonly Method<SnapshotChainRequest, SnapshotChainResponse> SnapshotChain =
         new(MethodType.ServerStreaming, Service, "SnapshotChain", SnapshotChainRequest.Parser, SnapshotChainResponse.Parser);
 }
+
+/// <summary>The distribution tier's tracker (protos/chain/v1/distribution.proto).</summary>
+public static class TrackerMethods
+{
+    public const string Service = "chain.v1.Tracker";
+
+    public static readonly Method<AnnounceRequest, AnnounceResponse> Announce =
+        new(MethodType.Unary, Service, "Announce", AnnounceRequest.Parser, AnnounceResponse.Parser);
+
+    public static readonly Method<ExchangeRequest, ExchangeResponse> Exchange =
+        new(MethodType.Unary, Service, "Exchange", ExchangeRequest.Parser, ExchangeResponse.Parser);
+
+    public static readonly Method<LeaveRequest, LeaveResponse> Leave =
+        new(MethodType.Unary, Service, "Leave", LeaveRequest.Parser, LeaveResponse.Parser);
+
+    public static readonly Method<SwarmStatusRequest, SwarmStatusResponse> SwarmStatus =
+        new(MethodType.Unary, Service, "SwarmStatus", SwarmStatusRequest.Parser, SwarmStatusResponse.Parser);
+}
+
+/// <summary>Agent to agent: verified chunks out of a peer's cache.</summary>
+public static class PeerMethods
+{
+    public const string Service = "chain.v1.Peer";
+
+    public static readonly Method<PeerChunkRequest, PeerChunkResponse> GetChunk =
+        new(MethodType.ServerStreaming, Service, "GetChunk", PeerChunkRequest.Parser, PeerChunkResponse.Parser);
+}
+
+/// <summary>The local agent's API (`chain get --p2p`, `chain agent status`).</summary>
+public static class AgentMethods
+{
+    public const string Service = "chain.v1.Agent";
+
+    public static readonly Method<FetchRequest, FetchResponse> Fetch =
+        new(MethodType.ServerStreaming, Service, "Fetch", FetchRequest.Parser, FetchResponse.Parser);
+
+    public static readonly Method<AgentStatusRequest, AgentStatusResponse> Status =
+        new(MethodType.Unary, Service, "Status", AgentStatusRequest.Parser, AgentStatusResponse.Parser);
+}
