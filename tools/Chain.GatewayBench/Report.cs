@@ -33,7 +33,7 @@ public static class Report
     {
         AnsiConsole.Write(Build(results));
         AnsiConsole.WriteLine("Gateway: path-style S3 over HTTP/1.1, SigV4 header auth, UNSIGNED-PAYLOAD bodies; every object one PutObject " +
-            "(no multipart yet). Direct: ChainClient. GETs checked by SHA-256. wx = concurrent workers.");
+            "(no multipart: the same single stream as the direct put). Direct: ChainClient. GETs checked by SHA-256. wx = concurrent workers.");
         foreach (string failure in results.Failures.Take(20))
             AnsiConsole.WriteLine($"FAILED: {failure}");
         if (results.Failures.Count > 20)
