@@ -21,7 +21,8 @@ public sealed class GatewayFixture : IAsyncLifetime
     public const string AccessKey = "test-key";
     public const string Secret = "test-secret-0123456789";
     public const string PublicBucket = "public-read";
-    public const long MaxObjectBytes = 7_000_000;
+    /// <summary>The gateway's object size limit: above the largest multipart test object (50 MiB), which must fit in it.</summary>
+    public const long MaxObjectBytes = 64L * 1024 * 1024;
 
     private readonly string _root = Path.Combine(Path.GetTempPath(), "chain-gateway-" + Guid.NewGuid().ToString("N"));
     private LocalCluster? _cluster;
@@ -141,6 +142,20 @@ public sealed class GatewayFixture : IAsyncLifetime
         request.Headers.Authorization = new AuthenticationHeaderValue(SigV4.Algorithm,
             $"Credential={AccessKey}/{scope}, SignedHeaders={string.Join(';', signed.Keys)}, Signature={signature}");
         return await Http.SendAsync(request);
+    }
+
+    /// <summary>Creates the bucket through the gateway (200 expected); returns its name.</summary>
+    public async Task<string> NewBucketAsync(string name)
+    {
+        var response = await SendSignedAsync(HttpMethod.Put, "/" + name);
+        Assert.Equal(200, (int)response.StatusCode);
+        return name;
+    }
+
+    public static async Task AssertErrorAsync(HttpResponseMessage response, int status, string code)
+    {
+        Assert.Equal(status, (int)response.StatusCode);
+        Assert.Equal(code, await ErrorCodeAsync(response));
     }
 
     /// <summary>The S3 error code of an XML error body.</summary>
