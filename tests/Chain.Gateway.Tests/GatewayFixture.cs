@@ -63,6 +63,23 @@ public sealed class GatewayFixture : IAsyncLifetime
         return config;
     }
 
+    /// <summary>
+    /// The arguments of `env` that run the aws CLI against this gateway, with its configuration and credentials written into
+    /// <paramref name="dir"/>; <paramref name="s3Settings"/> adds indented lines to the `s3 =` section.
+    /// </summary>
+    public async Task<List<string>> AwsCommandAsync(string dir, string secret = Secret, string s3Settings = "")
+    {
+        string config = Path.Combine(dir, "aws-config");
+        string credentials = Path.Combine(dir, "aws-credentials");
+        await File.WriteAllTextAsync(config, "[default]\nregion = us-east-1\ns3 =\n    addressing_style = path\n" + s3Settings);
+        await File.WriteAllTextAsync(credentials, $"[default]\naws_access_key_id = {AccessKey}\naws_secret_access_key = {secret}\n");
+        return
+        [
+            $"AWS_CONFIG_FILE={config}", $"AWS_SHARED_CREDENTIALS_FILE={credentials}", "AWS_EC2_METADATA_DISABLED=true", "HOME=" + dir,
+            "/usr/bin/aws", "--endpoint-url", EndpointText, "--no-cli-pager",
+        ];
+    }
+
     public async Task InitializeAsync()
     {
         Directory.CreateDirectory(Work);

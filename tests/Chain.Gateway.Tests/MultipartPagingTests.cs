@@ -1,4 +1,5 @@
 using System.Text;
+using System.Text.Json;
 using System.Xml.Linq;
 using Chain.Client;
 using Chain.Harness;
@@ -240,6 +241,33 @@ public sealed class MultipartPagingTests(GatewayFixture fixture)
             [script, fixture.EndpointText, GatewayFixture.AccessKey, GatewayFixture.Secret], timeout: TimeSpan.FromSeconds(120));
         Assert.True(code == 0, $"{line} exited {code}: {stdout}\n{stderr}");
         Assert.EndsWith("OK", stdout.Trim());
+    }
+
+    [Fact]
+    public async Task AwsCli_ListParts_PageSize2_MaxItems3_ContinuesWithItsToken()
+    {
+        string bucket = await fixture.NewBucketAsync("aws-mpu-page");
+        string id = await InitiateAsync(bucket, "obj");
+        for (int n = 1; n <= 5; n++)
+            await UploadPartAsync(bucket, "obj", id, n, [(byte)n]);
+        var aws = await fixture.AwsCommandAsync(fixture.NewWorkDir("aws-mpu-page"));
+        async Task<JsonElement> ListParts(params string[] extra)
+        {
+            var (code, stdout, stderr, line) = await Shell.RunUncheckedAsync("env",
+                aws.Concat(["s3api", "list-parts", "--bucket", bucket, "--key", "obj", "--upload-id", id, "--page-size", "2", .. extra]),
+                timeout: TimeSpan.FromSeconds(60));
+            Assert.True(code == 0, $"{line} exited {code}: {stdout}\n{stderr}");
+            return JsonDocument.Parse(stdout).RootElement;
+        }
+        // Pages of 2: the CLI's paginator stops after 3 items (inside the second page) and hands out a token.
+        var first = await ListParts("--max-items", "3");
+        Assert.Equal([1, 2, 3], first.GetProperty("Parts").EnumerateArray().Select(p => p.GetProperty("PartNumber").GetInt32()));
+        string token = first.GetProperty("NextToken").GetString()!;
+        // The token carries the gateway's NextPartNumberMarker of the truncated first page (2), not a client-side cut of one page.
+        var decoded = JsonDocument.Parse(Convert.FromBase64String(token)).RootElement;
+        Assert.Equal(2, decoded.GetProperty("PartNumberMarker").GetInt32());
+        var rest = await ListParts("--starting-token", token);
+        Assert.Equal([4, 5], rest.GetProperty("Parts").EnumerateArray().Select(p => p.GetProperty("PartNumber").GetInt32()));
     }
 
     private const string Boto3PagingScript = """
