@@ -178,14 +178,7 @@ public sealed partial class ChainClient : IAsyncDisposable, IDisposable
         if (options.MaxKeys is < 1 or > Limits.ListLimitMax)
             throw new ChainArgumentException($"max keys must be between 1 and {Limits.ListLimitMax}, not {options.MaxKeys}");
         var prefix = EncodeListBound(options.Prefix ?? "", "prefix");
-        var delimiter = ReadOnlyMemory<byte>.Empty;
-        if (!string.IsNullOrEmpty(options.Delimiter))
-        {
-            var bytes = EncodeKey(options.Delimiter, "delimiter");
-            if (bytes.Length > Limits.KeyBytesMax)
-                throw new ChainArgumentException($"delimiter is longer than {Limits.KeyBytesMax} bytes");
-            delimiter = bytes;
-        }
+        var delimiter = EncodeDelimiter(options.Delimiter);
 
         ByteString after;
         if (options.ContinuationToken is { } token)
@@ -200,40 +193,74 @@ public sealed partial class ChainClient : IAsyncDisposable, IDisposable
             after = EncodeListBound(options.StartAfter ?? "", "start-after key");
         }
 
+        var page = await PageRecordsAsync<ObjectInfo>(bucket, prefix, after, options.MaxKeys, Limits.ListLimitMax, prefix, delimiter,
+            meta => IsReservedKey(meta.Key.Span) ? null : (meta.Key, ToObjectInfo(meta, bucket, null)), // multipart state: never listed
+            PastCommonPrefix, cancellationToken).ConfigureAwait(false);
+        return new ListPage(page.Entries, page.CommonPrefixes, page.Truncated, page.Truncated ? Base64Url.EncodeToString(page.LastKey.Span) : null);
+    }
+
+    /// <summary>One page of entries (items plus common prefixes) of a listing: in key order, the last key or common prefix, truncated or not.</summary>
+    private sealed record RecordPage<T>(List<T> Entries, List<string> CommonPrefixes, bool Truncated, ByteString LastKey, T? LastEntry) where T : class;
+
+    /// <summary>
+    /// Up to <paramref name="maxEntries"/> entries of the records under <paramref name="recordPrefix"/> after
+    /// <paramref name="after"/>: <paramref name="parse"/> maps a record to its listed key and entry (null: not listed);
+    /// listed keys that contain the delimiter after <paramref name="prefix"/> roll up into common prefixes, and the
+    /// listing then restarts on every chain at <paramref name="pastRolledUp"/> (the record bound past the common prefix).
+    /// Each chain is asked for at most <paramref name="chainPageLimit"/> records at a time: a page costs O(page), not O(bucket).
+    /// </summary>
+    private async Task<RecordPage<T>> PageRecordsAsync<T>(string bucket, ByteString recordPrefix, ByteString after, int maxEntries, int chainPageLimit,
+        ByteString prefix, ReadOnlyMemory<byte> delimiter, Func<ObjectMeta, (ByteString Key, T Entry)?> parse, Func<ByteString, ByteString> pastRolledUp,
+        CancellationToken cancellationToken) where T : class
+    {
         int chains = await ListChainCountAsync(bucket, cancellationToken).ConfigureAwait(false);
-        var objects = new List<ObjectInfo>();
+        var entries = new List<T>();
         var commonPrefixes = new List<string>();
         ByteString last = ByteString.Empty;
+        T? lastEntry = null;
         bool truncated = false;
         bool restart = true;
         while (restart && !truncated)
         {
             restart = false;
             await foreach (var meta in ListMerger.MergeAsync(chains, after,
-                               (index, a, ct) => ChainPageAsync(bucket, (uint)index, chains, prefix, a, ct),
+                               (index, a, ct) => ChainPageAsync(bucket, (uint)index, chains, recordPrefix, a, ct, chainPageLimit),
                                cancellationToken).ConfigureAwait(false))
             {
-                if (IsReservedKey(meta.Key.Span))
-                    continue; // multipart upload state: never listed
-                if (objects.Count + commonPrefixes.Count == options.MaxKeys)
+                if (parse(meta) is not { } listed)
+                    continue;
+                if (entries.Count + commonPrefixes.Count == maxEntries)
                 {
                     truncated = true;
                     break;
                 }
-                if (CommonPrefixOf(meta.Key, prefix, delimiter.Span) is { } common)
+                if (CommonPrefixOf(listed.Key, prefix, delimiter.Span) is { } common)
                 {
                     commonPrefixes.Add(common.ToStringUtf8());
                     last = common;
+                    lastEntry = null;
                     // Skip every key under the common prefix: restart all chains past it.
-                    after = PastCommonPrefix(common);
+                    after = pastRolledUp(common);
                     restart = true;
                     break;
                 }
-                objects.Add(ToObjectInfo(meta, bucket, null));
-                last = meta.Key;
+                entries.Add(listed.Entry);
+                last = listed.Key;
+                lastEntry = listed.Entry;
             }
         }
-        return new ListPage(objects, commonPrefixes, truncated, truncated ? Base64Url.EncodeToString(last.Span) : null);
+        return new RecordPage<T>(entries, commonPrefixes, truncated, last, lastEntry);
+    }
+
+    /// <summary>A listing's delimiter as bytes (empty: no roll-up).</summary>
+    private static ReadOnlyMemory<byte> EncodeDelimiter(string? delimiter)
+    {
+        if (string.IsNullOrEmpty(delimiter))
+            return ReadOnlyMemory<byte>.Empty;
+        var bytes = EncodeKey(delimiter, "delimiter");
+        if (bytes.Length > Limits.KeyBytesMax)
+            throw new ChainArgumentException($"delimiter is longer than {Limits.KeyBytesMax} bytes");
+        return bytes;
     }
 
     // ------------------------------------------------------------------ buckets and cluster
@@ -615,11 +642,11 @@ public sealed partial class ChainClient : IAsyncDisposable, IDisposable
 
     /// <summary>Every record of the bucket with the prefix after <paramref name="startAfter"/>, in key order, multipart state included.</summary>
     private async IAsyncEnumerable<ObjectMeta> ListRecordsAsync(string bucket, ByteString prefix, ByteString startAfter,
-        [EnumeratorCancellation] CancellationToken cancellationToken)
+        [EnumeratorCancellation] CancellationToken cancellationToken, int chainPageLimit = Limits.ListLimitMax)
     {
         int chains = await ListChainCountAsync(bucket, cancellationToken).ConfigureAwait(false);
         await foreach (var meta in ListMerger.MergeAsync(chains, startAfter,
-                           (index, after, ct) => ChainPageAsync(bucket, (uint)index, chains, prefix, after, ct),
+                           (index, after, ct) => ChainPageAsync(bucket, (uint)index, chains, prefix, after, ct, chainPageLimit),
                            cancellationToken).ConfigureAwait(false))
         {
             yield return meta;
@@ -686,7 +713,8 @@ public sealed partial class ChainClient : IAsyncDisposable, IDisposable
     }
 
     /// <summary>One page of one chain, from its tail; each page is an operation of its own (own deadline and retries).</summary>
-    private Task<SourcePage> ChainPageAsync(string bucket, uint chainId, int chains, ByteString prefix, ByteString startAfter, CancellationToken cancellationToken)
+    private Task<SourcePage> ChainPageAsync(string bucket, uint chainId, int chains, ByteString prefix, ByteString startAfter, CancellationToken cancellationToken,
+        int limit = Limits.ListLimitMax)
     {
         return _retry.RunAsync("list", async (state, ct) =>
         {
@@ -701,7 +729,7 @@ public sealed partial class ChainClient : IAsyncDisposable, IDisposable
                 Bucket = bucket,
                 Prefix = prefix,
                 StartAfter = startAfter,
-                Limit = Limits.ListLimitMax,
+                Limit = (uint)limit,
             };
             var response = await _transport.For(route.Address)
                 .UnaryAsync(StoreMethods.List, request, UnaryOptions(ct)).ConfigureAwait(false);

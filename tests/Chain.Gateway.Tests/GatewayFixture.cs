@@ -21,7 +21,8 @@ public sealed class GatewayFixture : IAsyncLifetime
     public const string AccessKey = "test-key";
     public const string Secret = "test-secret-0123456789";
     public const string PublicBucket = "public-read";
-    public const long MaxObjectBytes = 7_000_000;
+    /// <summary>The gateway's object size limit: above the largest multipart test object (50 MiB), which must fit in it.</summary>
+    public const long MaxObjectBytes = 64L * 1024 * 1024;
 
     private readonly string _root = Path.Combine(Path.GetTempPath(), "chain-gateway-" + Guid.NewGuid().ToString("N"));
     private LocalCluster? _cluster;
@@ -60,6 +61,23 @@ public sealed class GatewayFixture : IAsyncLifetime
             $"[chain]\ntype = s3\nprovider = Other\naccess_key_id = {AccessKey}\nsecret_access_key = {Secret}\n" +
             $"endpoint = {EndpointText}\nforce_path_style = true\n");
         return config;
+    }
+
+    /// <summary>
+    /// The arguments of `env` that run the aws CLI against this gateway, with its configuration and credentials written into
+    /// <paramref name="dir"/>; <paramref name="s3Settings"/> adds indented lines to the `s3 =` section.
+    /// </summary>
+    public async Task<List<string>> AwsCommandAsync(string dir, string secret = Secret, string s3Settings = "")
+    {
+        string config = Path.Combine(dir, "aws-config");
+        string credentials = Path.Combine(dir, "aws-credentials");
+        await File.WriteAllTextAsync(config, "[default]\nregion = us-east-1\ns3 =\n    addressing_style = path\n" + s3Settings);
+        await File.WriteAllTextAsync(credentials, $"[default]\naws_access_key_id = {AccessKey}\naws_secret_access_key = {secret}\n");
+        return
+        [
+            $"AWS_CONFIG_FILE={config}", $"AWS_SHARED_CREDENTIALS_FILE={credentials}", "AWS_EC2_METADATA_DISABLED=true", "HOME=" + dir,
+            "/usr/bin/aws", "--endpoint-url", EndpointText, "--no-cli-pager",
+        ];
     }
 
     public async Task InitializeAsync()
@@ -141,6 +159,20 @@ public sealed class GatewayFixture : IAsyncLifetime
         request.Headers.Authorization = new AuthenticationHeaderValue(SigV4.Algorithm,
             $"Credential={AccessKey}/{scope}, SignedHeaders={string.Join(';', signed.Keys)}, Signature={signature}");
         return await Http.SendAsync(request);
+    }
+
+    /// <summary>Creates the bucket through the gateway (200 expected); returns its name.</summary>
+    public async Task<string> NewBucketAsync(string name)
+    {
+        var response = await SendSignedAsync(HttpMethod.Put, "/" + name);
+        Assert.Equal(200, (int)response.StatusCode);
+        return name;
+    }
+
+    public static async Task AssertErrorAsync(HttpResponseMessage response, int status, string code)
+    {
+        Assert.Equal(status, (int)response.StatusCode);
+        Assert.Equal(code, await ErrorCodeAsync(response));
     }
 
     /// <summary>The S3 error code of an XML error body.</summary>

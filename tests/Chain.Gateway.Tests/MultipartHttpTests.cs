@@ -23,16 +23,9 @@ public sealed class MultipartHttpTests(GatewayFixture fixture)
     public async Task AwsCli_50MiB_CopyUpAndDown_IsMultipart_With7Parts()
     {
         string dir = fixture.NewWorkDir("aws-mpu");
-        string config = Path.Combine(dir, "aws-config");
-        string credentials = Path.Combine(dir, "aws-credentials");
         // Default transfer settings: multipart above 8 MiB, 8 MiB parts.
-        await File.WriteAllTextAsync(config, "[default]\nregion = us-east-1\ns3 =\n    addressing_style = path\n");
-        await File.WriteAllTextAsync(credentials, $"[default]\naws_access_key_id = {GatewayFixture.AccessKey}\naws_secret_access_key = {GatewayFixture.Secret}\n");
-        Task<string> Aws(params string[] args) => RunOkAsync("env", new[]
-        {
-            $"AWS_CONFIG_FILE={config}", $"AWS_SHARED_CREDENTIALS_FILE={credentials}", "AWS_EC2_METADATA_DISABLED=true", "HOME=" + dir,
-            "/usr/bin/aws", "--endpoint-url", fixture.EndpointText, "--no-cli-pager",
-        }.Concat(args));
+        var aws = await fixture.AwsCommandAsync(dir);
+        Task<string> Aws(params string[] args) => RunOkAsync("env", aws.Concat(args));
 
         byte[] data = GatewayFixture.Content(21, 50 * 1024 * 1024);
         string up = Path.Combine(dir, "up");

@@ -16,16 +16,8 @@ public sealed class RealClientTests(GatewayFixture fixture)
 
     private async Task<(int Code, string Out, string Err)> AwsAsync(string dir, string secret, params string[] args)
     {
-        string config = Path.Combine(dir, "aws-config");
-        string credentials = Path.Combine(dir, "aws-credentials");
         // Uploads here stay below the multipart threshold (multipart: MultipartHttpTests).
-        await File.WriteAllTextAsync(config, "[default]\nregion = us-east-1\ns3 =\n    addressing_style = path\n    multipart_threshold = 64MB\n");
-        await File.WriteAllTextAsync(credentials, $"[default]\naws_access_key_id = {GatewayFixture.AccessKey}\naws_secret_access_key = {secret}\n");
-        var command = new List<string>
-        {
-            $"AWS_CONFIG_FILE={config}", $"AWS_SHARED_CREDENTIALS_FILE={credentials}", "AWS_EC2_METADATA_DISABLED=true", "HOME=" + dir,
-            "/usr/bin/aws", "--endpoint-url", fixture.EndpointText, "--no-cli-pager",
-        };
+        var command = await fixture.AwsCommandAsync(dir, secret, "    multipart_threshold = 64MB\n");
         command.AddRange(args);
         var (code, stdout, stderr, _) = await Shell.RunUncheckedAsync("env", command, timeout: ToolTimeout);
         return (code, stdout, stderr);

@@ -138,6 +138,11 @@ public sealed class MultipartTests() : LocalClusterTest("multipart")
             client.CompleteMultipartAsync("mpu", "k", "0123456789abcdef0123456789abcdef", [new(2, p2.ETag)]));
         await Assert.ThrowsAsync<BadDigestException>(() =>
             client.UploadPartAsync("mpu", "k", id, 4, new MemoryStream(last), expectedMd5: MD5.HashData(small)));
+        // Above the caller's maximum object size (by one byte), or more than 10000 parts: too large.
+        await Assert.ThrowsAsync<ObjectTooLargeException>(() =>
+            client.CompleteMultipartAsync("mpu", "k", id, [new(2, p2.ETag), new(3, p3.ETag)], maxObjectBytes: 5 * Mib + 9));
+        await Assert.ThrowsAsync<ObjectTooLargeException>(() =>
+            client.CompleteMultipartAsync("mpu", "k", id, Enumerable.Range(1, 10_001).Select(n => new CompletedPart(n, p3.ETag)).ToArray()));
 
         // Nothing changed: the old object, the upload and its three parts.
         byte[] kept = await client.GetBytesAsync("mpu", "k");
@@ -152,6 +157,81 @@ public sealed class MultipartTests() : LocalClusterTest("multipart")
         byte[] composed = await client.GetBytesAsync("mpu", "k");
         Assert.True(last.AsSpan().SequenceEqual(composed));
         await Assert.ThrowsAsync<NoSuchUploadException>(() => client.AbortMultipartAsync("mpu", "k", id));
+    }
+
+    /// <summary>Every page of a listing of uploads with the given options, following the next markers.</summary>
+    private static async Task<List<MultipartUploadPage>> UploadPages(ChainClient client, string bucket, MultipartUploadListOptions options)
+    {
+        var pages = new List<MultipartUploadPage>();
+        while (true)
+        {
+            Assert.True(pages.Count < 20, "the listing does not end");
+            var page = await client.ListMultipartUploadsPageAsync(bucket, options);
+            Assert.InRange(page.Uploads.Count + page.CommonPrefixes.Count, 0, options.MaxUploads);
+            pages.Add(page);
+            if (!page.IsTruncated)
+                return pages;
+            options = options with { KeyMarker = page.NextKeyMarker, UploadIdMarker = page.NextUploadIdMarker };
+        }
+    }
+
+    [Fact]
+    public async Task Upload_and_part_listings_page_after_their_markers_in_key_order()
+    {
+        await using var client = NewClient();
+        await client.CreateBucketAsync("pages");
+        // Byte order of the keys, U+0001 (escaped in the records' keys) included: k < k\u0001 < k\u0001a < k\u0002 < ka.
+        string[] keys = ["k", "k", "k\u0001", "k\u0001a", "k\u0002", "ka", "z/1", "z/2"];
+        var ids = new List<(string Key, string Id)>();
+        foreach (string key in keys.Reverse())
+            ids.Add((key, await client.InitiateMultipartAsync("pages", key)));
+        var expected = ids.OrderBy(u => u.Key, StringComparer.Ordinal).ThenBy(u => u.Id, StringComparer.Ordinal).ToArray();
+
+        foreach (int size in new[] { 1, 2, 3, 1000 })
+        {
+            var pages = await UploadPages(client, "pages", new MultipartUploadListOptions { MaxUploads = size });
+            Assert.Equal(expected, pages.SelectMany(p => p.Uploads).Select(u => (u.Key, u.UploadId)));
+            Assert.Equal((keys.Length + size - 1) / size, pages.Count);
+        }
+        Assert.Equal(expected.Length, (await client.ListMultipartUploadsAsync("pages")).Count);
+        Assert.Equal(["ka"], (await client.ListMultipartUploadsPageAsync("pages", new() { KeyMarker = "k\u0002" })).Uploads.Select(u => u.Key).Take(1));
+        Assert.Equal(["z/1", "z/2"], (await client.ListMultipartUploadsAsync("pages", "z/")).Select(u => u.Key));
+
+        // Delimiter: z/ is one entry; a page that ends with it is followed by nothing under it.
+        var rolled = await UploadPages(client, "pages", new MultipartUploadListOptions { Delimiter = "/", MaxUploads = 2, KeyMarker = "k\u0002" });
+        Assert.Equal(["ka"], rolled.SelectMany(p => p.Uploads).Select(u => u.Key));
+        Assert.Equal(["z/"], rolled.SelectMany(p => p.CommonPrefixes));
+        var afterPrefix = await client.ListMultipartUploadsPageAsync("pages", new() { Delimiter = "/", KeyMarker = "z/" });
+        Assert.Empty(afterPrefix.Uploads);
+        Assert.Empty(afterPrefix.CommonPrefixes);
+
+        // A key at the longest a multipart upload allows is listed; one byte more is refused at initiation.
+        string longest = new('l', ChainClient.MultipartKeyBytesMax);
+        string longId = await client.InitiateMultipartAsync("pages", longest);
+        Assert.Contains((await client.ListMultipartUploadsAsync("pages", "l")), u => u.Key == longest && u.UploadId == longId);
+        await Assert.ThrowsAsync<ChainArgumentException>(() => client.InitiateMultipartAsync("pages", longest + "l"));
+
+        // Parts: five, pages of two, after the marker.
+        string id = ids[0].Id;
+        string partsKey = ids[0].Key;
+        foreach (int n in new[] { 4, 1, 5, 3, 2 })
+            await Upload(client, "pages", partsKey, id, n, TestData.Content(n, 10 + n));
+        var seen = new List<int>();
+        var options = new PartListOptions { MaxParts = 2 };
+        for (int round = 0; ; round++)
+        {
+            Assert.True(round < 5, "the part listing does not end");
+            var page = await client.ListPartsPageAsync("pages", partsKey, id, options);
+            seen.AddRange(page.Parts.Select(p => p.PartNumber));
+            Assert.Equal(page.Parts[^1].PartNumber, page.NextPartNumberMarker);
+            if (!page.IsTruncated)
+                break;
+            options = options with { PartNumberMarker = page.NextPartNumberMarker };
+        }
+        Assert.Equal([1, 2, 3, 4, 5], seen);
+        Assert.Equal([4, 5], (await client.ListPartsPageAsync("pages", partsKey, id, new() { PartNumberMarker = 3 })).Parts.Select(p => p.PartNumber));
+        Assert.Empty((await client.ListPartsPageAsync("pages", partsKey, id, new() { PartNumberMarker = 10_000 })).Parts);
+        Assert.Equal(15, (await client.ListPartsAsync("pages", partsKey, id)).Sum(p => p.Size - 10));
     }
 
     [Fact]

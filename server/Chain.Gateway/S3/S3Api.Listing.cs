@@ -63,15 +63,14 @@ public sealed partial class S3Api
             WriteOwner(xml);
             xml.End();
         }
-        WriteCommonPrefixes(xml, query, page);
+        WriteCommonPrefixes(xml, query, page.CommonPrefixes);
         await xml.WriteToAsync(context.Response).ConfigureAwait(false);
     }
 
-    private static ListQuery ListQueryOf(S3Request request)
+    /// <summary>The prefix, delimiter, encoding and page size (<paramref name="maxName"/>: at most 1000, the default) of a listing.</summary>
+    private static ListQuery ListQueryOf(S3Request request, string maxName = "max-keys")
     {
-        int maxKeys = 1000;
-        if (request.Get("max-keys") is { } text && (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out maxKeys)))
-            throw S3Exception.InvalidArgument("max-keys must be a non-negative integer");
+        int maxKeys = NonNegativeParameter(request, maxName, 1000);
         string? encoding = request.Get("encoding-type");
         if (encoding is not null && encoding != "url")
             throw S3Exception.InvalidArgument("Invalid Encoding Method specified in Request");
@@ -114,12 +113,12 @@ public sealed partial class S3Api
                 .Element("ETag", ETagOf(info)).Element("Size", info.Size.ToString(CultureInfo.InvariantCulture))
                 .Element("StorageClass", "STANDARD").End();
         }
-        WriteCommonPrefixes(xml, query, page);
+        WriteCommonPrefixes(xml, query, page.CommonPrefixes);
     }
 
-    private static void WriteCommonPrefixes(S3XmlWriter xml, ListQuery query, ListPage page)
+    private static void WriteCommonPrefixes(S3XmlWriter xml, ListQuery query, IReadOnlyList<string> commonPrefixes)
     {
-        foreach (string prefix in page.CommonPrefixes)
+        foreach (string prefix in commonPrefixes)
             xml.Start("CommonPrefixes").Element("Prefix", Encode(query, prefix)).End();
     }
 

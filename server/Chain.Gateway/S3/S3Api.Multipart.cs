@@ -56,7 +56,7 @@ public sealed partial class S3Api
         if (!int.TryParse(request.Get("partNumber"), NumberStyles.None, CultureInfo.InvariantCulture, out int partNumber)
             || partNumber is < 1 or > ChainClient.PartNumberMax)
             throw S3Exception.InvalidArgument($"Part number must be an integer between 1 and {ChainClient.PartNumberMax}, inclusive");
-        const long maxBytes = ChainClient.PartBytesMax; // S3's part limit; MaxObjectBytes bounds single PUTs
+        long maxBytes = Math.Min(ChainClient.PartBytesMax, options.MaxObjectBytes); // S3's part limit, and no part above an object's
         CheckBodyLength(context.Request, maxBytes, "part");
         // The same verification as PutObject: size, Content-MD5 and the signed payload hash, all before end of stream.
         using var body = new VerifyingStream(context.Request.Body, maxBytes, ContentMd5(context), principal.PayloadSha256Hex);
@@ -90,8 +90,9 @@ public sealed partial class S3Api
         }
         if (parts.Count == 0)
             throw S3Exception.MalformedXml("CompleteMultipartUpload names no Part");
-        var result = await client.CompleteMultipartAsync(request.Bucket, request.Key, request.Get("uploadId")!, parts, context.RequestAborted)
-            .ConfigureAwait(false);
+        // More than 10000 parts, or more than MaxObjectBytes in all: EntityTooLarge (ObjectTooLargeException), nothing written.
+        var result = await client.CompleteMultipartAsync(request.Bucket, request.Key, request.Get("uploadId")!, parts, options.MaxObjectBytes,
+            context.RequestAborted).ConfigureAwait(false);
         var xml = new S3XmlWriter("CompleteMultipartUploadResult");
         xml.Element("Location", $"/{request.Bucket}/{request.Key}").Element("Bucket", request.Bucket).Element("Key", request.Key)
             .Element("ETag", "\"" + result.ETag + "\"");
@@ -106,37 +107,77 @@ public sealed partial class S3Api
 
     private async Task ListUploadsAsync(HttpContext context, S3Request request)
     {
-        string prefix = request.Get("prefix") ?? "";
-        var uploads = await client.ListMultipartUploadsAsync(request.Bucket, prefix, context.RequestAborted).ConfigureAwait(false);
-        var xml = new S3XmlWriter("ListMultipartUploadsResult");
-        xml.Element("Bucket", request.Bucket).Element("KeyMarker", "").Element("UploadIdMarker", "").Element("Prefix", prefix)
-            .Element("MaxUploads", "1000").Element("IsTruncated", "false");
-        foreach (var upload in uploads)
+        ListQuery query = ListQueryOf(request, "max-uploads");
+        string keyMarker = request.Get("key-marker") ?? "";
+        string uploadIdMarker = keyMarker.Length > 0 ? request.Get("upload-id-marker") ?? "" : ""; // S3 ignores it without a key marker
+        // max-uploads=0: an empty page, truncated when an upload follows the markers.
+        var page = await client.ListMultipartUploadsPageAsync(request.Bucket, new MultipartUploadListOptions
         {
-            xml.Start("Upload").Element("Key", upload.Key).Element("UploadId", upload.UploadId);
+            Prefix = query.Prefix,
+            Delimiter = query.Delimiter,
+            KeyMarker = keyMarker,
+            UploadIdMarker = uploadIdMarker,
+            MaxUploads = Math.Max(query.MaxKeys, 1),
+        }, context.RequestAborted).ConfigureAwait(false);
+        if (query.MaxKeys == 0)
+            page = new MultipartUploadPage([], [], page.Uploads.Count + page.CommonPrefixes.Count > 0, keyMarker, uploadIdMarker);
+
+        var xml = new S3XmlWriter("ListMultipartUploadsResult");
+        xml.Element("Bucket", request.Bucket).Element("KeyMarker", Encode(query, keyMarker)).Element("UploadIdMarker", uploadIdMarker);
+        if (page.IsTruncated)
+            xml.Element("NextKeyMarker", Encode(query, page.NextKeyMarker ?? "")).Element("NextUploadIdMarker", page.NextUploadIdMarker ?? "");
+        xml.Element("Prefix", Encode(query, query.Prefix));
+        if (query.Delimiter is not null)
+            xml.Element("Delimiter", Encode(query, query.Delimiter));
+        if (query.UrlEncoded)
+            xml.Element("EncodingType", "url");
+        xml.Element("MaxUploads", query.MaxKeys.ToString(CultureInfo.InvariantCulture)).Element("IsTruncated", page.IsTruncated ? "true" : "false");
+        foreach (var upload in page.Uploads)
+        {
+            xml.Start("Upload").Element("Key", Encode(query, upload.Key)).Element("UploadId", upload.UploadId);
             xml.Start("Initiator").Element("ID", "chain").Element("DisplayName", "chain").End();
             WriteOwner(xml);
             xml.Element("StorageClass", "STANDARD").Element("Initiated", IsoTime(upload.Initiated)).End();
         }
+        WriteCommonPrefixes(xml, query, page.CommonPrefixes);
         await xml.WriteToAsync(context.Response).ConfigureAwait(false);
     }
 
     private async Task ListPartsAsync(HttpContext context, S3Request request)
     {
         string uploadId = request.Get("uploadId")!;
-        var parts = await client.ListPartsAsync(request.Bucket, request.Key, uploadId, context.RequestAborted).ConfigureAwait(false);
-        int marker = int.TryParse(request.Get("part-number-marker"), NumberStyles.None, CultureInfo.InvariantCulture, out int m) ? m : 0;
+        int maxParts = Math.Min(NonNegativeParameter(request, "max-parts", 1000), 1000);
+        int marker = NonNegativeParameter(request, "part-number-marker", 0);
+        // max-parts=0: an empty page, truncated when a part follows the marker.
+        var page = await client.ListPartsPageAsync(request.Bucket, request.Key, uploadId,
+            new PartListOptions { PartNumberMarker = marker, MaxParts = Math.Max(maxParts, 1) }, context.RequestAborted).ConfigureAwait(false);
+        if (maxParts == 0)
+            page = new PartPage([], page.Parts.Count > 0, marker);
         var xml = new S3XmlWriter("ListPartsResult");
         xml.Element("Bucket", request.Bucket).Element("Key", request.Key).Element("UploadId", uploadId)
             .Element("PartNumberMarker", marker.ToString(CultureInfo.InvariantCulture))
-            .Element("MaxParts", ChainClient.PartNumberMax.ToString(CultureInfo.InvariantCulture)).Element("IsTruncated", "false")
+            .Element("NextPartNumberMarker", page.NextPartNumberMarker.ToString(CultureInfo.InvariantCulture))
+            .Element("MaxParts", maxParts.ToString(CultureInfo.InvariantCulture)).Element("IsTruncated", page.IsTruncated ? "true" : "false")
             .Element("StorageClass", "STANDARD");
-        foreach (var part in parts.Where(p => p.PartNumber > marker))
+        xml.Start("Initiator").Element("ID", "chain").Element("DisplayName", "chain").End();
+        WriteOwner(xml);
+        foreach (var part in page.Parts)
         {
             xml.Start("Part").Element("PartNumber", part.PartNumber.ToString(CultureInfo.InvariantCulture))
                 .Element("LastModified", IsoTime(part.LastModified)).Element("ETag", "\"" + part.ETag + "\"")
                 .Element("Size", part.Size.ToString(CultureInfo.InvariantCulture)).End();
         }
         await xml.WriteToAsync(context.Response).ConfigureAwait(false);
+    }
+
+    /// <summary>A non-negative integer query parameter (<paramref name="absent"/> when missing); 400 InvalidArgument otherwise.</summary>
+    private static int NonNegativeParameter(S3Request request, string name, int absent)
+    {
+        string? text = request.Get(name);
+        if (text is null)
+            return absent;
+        return int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int value)
+            ? value
+            : throw S3Exception.InvalidArgument($"{name} must be a non-negative integer");
     }
 }
