@@ -86,6 +86,19 @@ public sealed class AwsChunkedStreamTests
         Assert.Equal("SignatureDoesNotMatch", failure.Code);
     }
 
+    [Fact]
+    public async Task WithoutSigning_ChunkSignaturesAreNotChecked_ButTheFramingIs()
+    {
+        // A gateway without keys checks no signature; the framing, lengths and trailer rules still hold.
+        byte[] wire = ExampleBody(new string('1', 64), new string('2', 64), new string('3', 64), "\r\n");
+        var open = new StreamingUpload(true, false, null);
+        Assert.Equal(66560, (await DecodeAsync(wire, open, 66560)).Length);
+        var failure = await Assert.ThrowsAsync<S3Exception>(() => DecodeAsync([.. wire, (byte)'x'], open, 66560));
+        Assert.Equal("InvalidRequest", failure.Code); // bytes after the end
+        failure = await Assert.ThrowsAsync<S3Exception>(() => DecodeAsync(wire[..^2].Concat("x-amz-checksum-crc32:AAAAAA==\r\n\r\n"u8.ToArray()).ToArray(), open, 66560));
+        Assert.Equal("InvalidRequest", failure.Code); // a trailer the mode does not announce
+    }
+
     [Theory]
     [InlineData("x-amz-checksum-crc32", "cbf43926")]
     [InlineData("x-amz-checksum-crc32c", "e3069283")]

@@ -32,6 +32,7 @@ public sealed partial class AwsChunkedTests(GatewayFixture fixture)
         public bool BadTrailerSignature { get; init; }
         public int TruncateBytes { get; init; }
         public string? ContentMd5 { get; init; }
+        public bool NoDecodedLength { get; init; }
     }
 
     private async Task EnsureBucketAsync()
@@ -47,6 +48,8 @@ public sealed partial class AwsChunkedTests(GatewayFixture fixture)
         {
             ["x-amz-decoded-content-length"] = (upload.DecodedLength ?? upload.Data.Length).ToString(CultureInfo.InvariantCulture),
         };
+        if (upload.NoDecodedLength)
+            headers.Remove("x-amz-decoded-content-length");
         if (upload.Trailer is not null)
             headers["x-amz-trailer"] = upload.Trailer;
         if (upload.ContentMd5 is not null)
@@ -237,6 +240,17 @@ public sealed partial class AwsChunkedTests(GatewayFixture fixture)
         response = await PutAsync($"/{Bucket}/md5-wrong", new Upload(data) { ChunkSize = 1000, ContentMd5 = GatewayFixture.Md5Base64([1]) });
         await AssertErrorAsync(response, 400, "BadDigest");
         Assert.Null(await StoredAsync("md5-wrong"));
+    }
+
+    [Fact]
+    public async Task MissingDecodedLength_Is411_EcdsaStreaming_Is501_NothingStored()
+    {
+        await EnsureBucketAsync();
+        byte[] data = GatewayFixture.Content(14, 1000);
+        await AssertErrorAsync(await PutAsync($"/{Bucket}/no-length", new Upload(data) { NoDecodedLength = true }), 411, "MissingContentLength");
+        Assert.Null(await StoredAsync("no-length"));
+        await AssertErrorAsync(await PutAsync($"/{Bucket}/ecdsa", new Upload(data) { Mode = "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD" }), 501, "NotImplemented");
+        Assert.Null(await StoredAsync("ecdsa"));
     }
 
     [Fact]
