@@ -28,7 +28,7 @@ public sealed class AwsChunkedStream : ForwardOnlyStream
     private readonly string? _trailerName;
     private readonly PayloadChecksum? _checksum;
     private readonly byte[] _buffer = new byte[64 * 1024];
-    private readonly IncrementalHash _chunkHash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+    private readonly IncrementalHash _chunkHash;
     private int _start;
     private int _end;
     private string? _previousSignature;
@@ -50,8 +50,10 @@ public sealed class AwsChunkedStream : ForwardOnlyStream
         {
             _trailerName = trailerHeader.Trim().ToLowerInvariant();
             _checksum = PayloadChecksum.ForHeader(_trailerName)
-                ?? throw InvalidRequest($"x-amz-trailer '{trailerHeader}' is not a supported checksum (x-amz-checksum-crc32, -crc32c, -crc64nvme, -sha1, -sha256)");
+                ?? throw new S3Exception(400, "InvalidRequest",
+                    $"x-amz-trailer '{trailerHeader}' is not a supported checksum (x-amz-checksum-crc32, -crc32c, -crc64nvme, -sha1, -sha256)");
         }
+        _chunkHash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
     }
 
     public S3Exception? Failure { get; private set; }
