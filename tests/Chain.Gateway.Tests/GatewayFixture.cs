@@ -118,7 +118,19 @@ public sealed class GatewayFixture : IAsyncLifetime
         var request = new HttpRequestMessage(method, new Uri(Endpoint, pathAndQuery));
         if (body is not null)
             request.Content = new ByteArrayContent(body);
-        string payloadHash = signedPayloadHash ?? Convert.ToHexStringLower(SHA256.HashData(body ?? []));
+        Sign(request, signedPayloadHash ?? Convert.ToHexStringLower(SHA256.HashData(body ?? [])), headers, secret);
+        return await Http.SendAsync(request);
+    }
+
+    /// <summary>
+    /// Adds x-amz-date, x-amz-content-sha256 (<paramref name="payloadHash"/>), <paramref name="headers"/> (content-*
+    /// ones to the content) and a Signature V4 Authorization header signing them all and host; returns the signature,
+    /// x-amz-date and credential scope (what an aws-chunked body's chunk signatures chain from).
+    /// </summary>
+    public static (string Signature, string AmzDate, string Scope) Sign(HttpRequestMessage request, string payloadHash,
+        IReadOnlyDictionary<string, string>? headers = null, string secret = Secret)
+    {
+        HttpMethod method = request.Method;
         string amzDate = DateTime.UtcNow.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture);
         var signed = new SortedDictionary<string, string>(StringComparer.Ordinal)
         {
@@ -158,7 +170,7 @@ public sealed class GatewayFixture : IAsyncLifetime
         string signature = SigV4.Signature(SigV4.SigningKey(secret, date, "us-east-1", "s3"), SigV4.StringToSign(amzDate, scope, canonical));
         request.Headers.Authorization = new AuthenticationHeaderValue(SigV4.Algorithm,
             $"Credential={AccessKey}/{scope}, SignedHeaders={string.Join(';', signed.Keys)}, Signature={signature}");
-        return await Http.SendAsync(request);
+        return (signature, amzDate, scope);
     }
 
     /// <summary>Creates the bucket through the gateway (200 expected); returns its name.</summary>

@@ -57,9 +57,10 @@ public sealed partial class S3Api
             || partNumber is < 1 or > ChainClient.PartNumberMax)
             throw S3Exception.InvalidArgument($"Part number must be an integer between 1 and {ChainClient.PartNumberMax}, inclusive");
         long maxBytes = Math.Min(ChainClient.PartBytesMax, options.MaxObjectBytes); // S3's part limit, and no part above an object's
-        CheckBodyLength(context.Request, maxBytes, "part");
-        // The same verification as PutObject: size, Content-MD5 and the signed payload hash, all before end of stream.
-        using var body = new VerifyingStream(context.Request.Body, maxBytes, ContentMd5(context), principal.PayloadSha256Hex);
+        if (principal.Streaming is null)
+            CheckBodyLength(context.Request, maxBytes, "part");
+        // The same verification as PutObject: size, Content-MD5 and the signed payload hash (or aws-chunked), all before end of stream.
+        using var body = VerifiedBody(context, principal, maxBytes);
         PartInfo part;
         try
         {

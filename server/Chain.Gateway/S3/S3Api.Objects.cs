@@ -12,14 +12,13 @@ public sealed partial class S3Api
 
     private async Task PutObjectAsync(HttpContext context, S3Request request, S3Principal principal)
     {
-        CheckBodyLength(context.Request, options.MaxObjectBytes, "object");
+        if (principal.Streaming is null)
+            CheckBodyLength(context.Request, options.MaxObjectBytes, "object");
         var metadata = UserMetadataFrom(context.Request.Headers);
-        byte[]? md5 = ContentMd5(context);
         // The ETag (MD5) is known only at the end of the body; the client library builds the object's header after the
         // last byte (inline objects are read whole first, large ones commit a manifest after all chunks), so the entry
         // added here before end of stream is reported is stored with the object.
-        using var body = new VerifyingStream(context.Request.Body, options.MaxObjectBytes, md5, principal.PayloadSha256Hex,
-            md5Hex => metadata[EtagMetadataKey] = md5Hex);
+        using var body = VerifiedBody(context, principal, options.MaxObjectBytes, md5Hex => metadata[EtagMetadataKey] = md5Hex);
         var put = new PutOptions
         {
             ContentType = ContentTypeOf(context.Request.ContentType),

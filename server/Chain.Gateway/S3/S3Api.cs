@@ -182,7 +182,7 @@ public sealed partial class S3Api(ChainClient client, GatewayOptions options, IL
     {
         if (context.Request.ContentLength > options.MaxXmlBodyBytes)
             throw S3Exception.MalformedXml($"the body is larger than {options.MaxXmlBodyBytes} bytes");
-        using var body = new VerifyingStream(context.Request.Body, options.MaxXmlBodyBytes, ContentMd5(context), principal.PayloadSha256Hex);
+        using var body = VerifiedBody(context, principal, options.MaxXmlBodyBytes);
         try
         {
             return await body.ReadAllAsync(context.RequestAborted).ConfigureAwait(false);
@@ -191,6 +191,34 @@ public sealed partial class S3Api(ChainClient client, GatewayOptions options, IL
         {
             throw S3Exception.MalformedXml($"the body is larger than {options.MaxXmlBodyBytes} bytes");
         }
+    }
+
+    /// <summary>
+    /// The request body, verified while it is read by a <see cref="VerifyingStream"/> (size limit, Content-MD5, the signed
+    /// SHA-256); an aws-chunked body (x-amz-content-sha256: STREAMING-*) is decoded and verified by an
+    /// <see cref="AwsChunkedStream"/> under it, so the limit, Content-MD5 and the MD5 (ETag) apply to the decoded bytes.
+    /// </summary>
+    private static VerifyingStream VerifiedBody(HttpContext context, S3Principal principal, long maxBytes, Action<string>? onVerified = null)
+    {
+        byte[]? md5 = ContentMd5(context);
+        if (principal.Streaming is not { } streaming)
+            return new VerifyingStream(context.Request.Body, maxBytes, md5, principal.PayloadSha256Hex, onVerified);
+        var chunked = new AwsChunkedStream(context.Request.Body, streaming, DecodedContentLength(context.Request, maxBytes),
+            context.Request.Headers["x-amz-trailer"].ToString());
+        return new VerifyingStream(chunked, maxBytes, md5, null, onVerified, disposeInner: true);
+    }
+
+    /// <summary>x-amz-decoded-content-length: 411 MissingContentLength without it, 400 EntityTooLarge above <paramref name="maxBytes"/>.</summary>
+    private static long DecodedContentLength(HttpRequest request, long maxBytes)
+    {
+        string value = request.Headers["x-amz-decoded-content-length"].ToString();
+        if (value.Length == 0)
+            throw new S3Exception(411, "MissingContentLength", "An aws-chunked body needs the x-amz-decoded-content-length header.");
+        if (!long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out long length))
+            throw S3Exception.InvalidArgument($"x-amz-decoded-content-length '{value}' is not a number of bytes");
+        if (length > maxBytes)
+            throw new S3Exception(400, "EntityTooLarge", $"Your proposed upload exceeds the maximum allowed size of {maxBytes} bytes.");
+        return length;
     }
 
     /// <summary>The Content-MD5 header's digest (null when absent); 400 InvalidDigest when it is not a base64 MD5.</summary>

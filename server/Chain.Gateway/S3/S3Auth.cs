@@ -1,6 +1,4 @@
 using System.Globalization;
-using System.Security.Cryptography;
-using System.Text;
 using Microsoft.AspNetCore.Http;
 
 namespace Chain.Gateway.S3;
@@ -8,7 +6,28 @@ namespace Chain.Gateway.S3;
 /// <summary>What a verified request may do and what its body must hash to.</summary>
 /// <param name="AccessKey">The signer's key id; null for an anonymous request.</param>
 /// <param name="PayloadSha256Hex">The signed SHA-256 of the body (lower-case hex); null when the payload is unsigned.</param>
-public sealed record S3Principal(string? AccessKey, string? PayloadSha256Hex);
+/// <param name="Streaming">How to decode and verify an aws-chunked body (x-amz-content-sha256: STREAMING-*); null for a plain body.</param>
+public sealed record S3Principal(string? AccessKey, string? PayloadSha256Hex, StreamingUpload? Streaming = null);
+
+/// <summary>
+/// An aws-chunked body: whether each chunk carries a chunk-signature, whether trailing headers follow the last chunk,
+/// and what verifies the signatures (null: they are not checked, on a gateway without keys).
+/// </summary>
+public sealed record StreamingUpload(bool SignedChunks, bool Trailer, ChunkSigning? Signing)
+{
+    /// <summary>The streaming mode an x-amz-content-sha256 value names; null when it names none; 501 for one not implemented (ECDSA).</summary>
+    public static StreamingUpload? Of(string payloadHash, ChunkSigning? signing) => payloadHash switch
+    {
+        SigV4.StreamingPayload => new StreamingUpload(true, false, signing),
+        SigV4.StreamingPayloadTrailer => new StreamingUpload(true, true, signing),
+        SigV4.StreamingUnsignedPayloadTrailer => new StreamingUpload(false, true, null),
+        _ when payloadHash.StartsWith("STREAMING-", StringComparison.Ordinal) => throw S3Exception.NotImplemented($"streaming payload signing '{payloadHash}'"),
+        _ => null,
+    };
+}
+
+/// <summary>What an aws-chunked body's chunk signatures chain from: the request's signing key, x-amz-date, credential scope and (seed) signature.</summary>
+public sealed record ChunkSigning(byte[] SigningKey, string AmzDate, string Scope, string SeedSignature);
 
 /// <summary>Verifies AWS Signature V4 requests: header-signed (Authorization) or presigned (X-Amz-* query parameters).</summary>
 public sealed class S3Auth(GatewayOptions options)
@@ -23,7 +42,7 @@ public sealed class S3Auth(GatewayOptions options)
         {
             // No keys configured: no authentication (signatures are not checked), but a hex payload hash is still honoured.
             string hash = context.Request.Headers["x-amz-content-sha256"].ToString();
-            return new S3Principal(null, IsSha256Hex(hash) ? hash.ToLowerInvariant() : null);
+            return new S3Principal(null, IsSha256Hex(hash) ? hash.ToLowerInvariant() : null, StreamingUpload.Of(hash, null));
         }
         string? authorization = context.Request.Headers.Authorization;
         if (!string.IsNullOrEmpty(authorization))
@@ -55,12 +74,13 @@ public sealed class S3Auth(GatewayOptions options)
         string payloadHash = context.Request.Headers["x-amz-content-sha256"].ToString();
         if (payloadHash.Length == 0)
             throw new S3Exception(400, "InvalidRequest", "missing required header for this request: x-amz-content-sha256");
-        if (payloadHash.StartsWith("STREAMING-", StringComparison.Ordinal))
-            throw S3Exception.NotImplemented("streaming (aws-chunked) payload signing");
+        bool streaming = StreamingUpload.Of(payloadHash, null) is not null;
         bool unsigned = payloadHash == SigV4.UnsignedPayload;
-        if (!unsigned && !IsSha256Hex(payloadHash))
-            throw new S3Exception(400, "InvalidArgument", "x-amz-content-sha256 must be UNSIGNED-PAYLOAD or a hex SHA-256");
-        string key = Verify(context, request, credential, signedHeaders, signature, amzDate, payloadHash, excludeSignatureParameter: false);
+        if (!unsigned && !streaming && !IsSha256Hex(payloadHash))
+            throw new S3Exception(400, "InvalidArgument", "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-* or a hex SHA-256");
+        var (key, signing) = Verify(context, request, credential, signedHeaders, signature, amzDate, payloadHash, excludeSignatureParameter: false);
+        if (streaming)
+            return new S3Principal(key, null, StreamingUpload.Of(payloadHash, signing));
         return new S3Principal(key, unsigned ? null : payloadHash.ToLowerInvariant());
     }
 
@@ -81,12 +101,12 @@ public sealed class S3Auth(GatewayOptions options)
             throw new S3Exception(403, "RequestTimeTooSkewed", "the presigned request's date is in the future");
         if (now > signedAt.AddSeconds(expiresSeconds))
             throw S3Exception.AccessDenied("Request has expired");
-        string key = Verify(context, request, credential, signedHeaders, signature, amzDate, SigV4.UnsignedPayload, excludeSignatureParameter: true);
+        var (key, _) = Verify(context, request, credential, signedHeaders, signature, amzDate, SigV4.UnsignedPayload, excludeSignatureParameter: true);
         return new S3Principal(key, null);
     }
 
-    /// <summary>Recomputes the signature; returns the access key id when it matches.</summary>
-    private string Verify(HttpContext context, S3Request request, string credential, string signedHeaders, string signature, string amzDate,
+    /// <summary>Recomputes the signature; returns the access key id and what chunk signatures chain from when it matches.</summary>
+    private (string AccessKey, ChunkSigning Signing) Verify(HttpContext context, S3Request request, string credential, string signedHeaders, string signature, string amzDate,
         string payloadHash, bool excludeSignatureParameter)
     {
         // Credential = KEY/DATE/REGION/SERVICE/aws4_request (the key id itself contains no '/').
@@ -115,10 +135,11 @@ public sealed class S3Auth(GatewayOptions options)
         string canonical = SigV4.CanonicalRequest(context.Request.Method, SigV4.CanonicalUri(request.RawPath), SigV4.CanonicalQuery(parameters),
             headers, payloadHash);
         string scopeText = string.Join('/', scope[1..]);
-        string expected = SigV4.Signature(SigV4.SigningKey(secret, scope[1], scope[2], scope[3]), SigV4.StringToSign(amzDate, scopeText, canonical));
-        if (!CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(expected), Encoding.ASCII.GetBytes(signature.ToLowerInvariant())))
+        byte[] signingKey = SigV4.SigningKey(secret, scope[1], scope[2], scope[3]);
+        string expected = SigV4.Signature(signingKey, SigV4.StringToSign(amzDate, scopeText, canonical));
+        if (!SigV4.SignaturesEqual(expected, signature))
             throw S3Exception.SignatureDoesNotMatch("check your key and signing method");
-        return accessKey;
+        return (accessKey, new ChunkSigning(signingKey, amzDate, scopeText, expected));
     }
 
     private void CheckSkew(DateTimeOffset signedAt)

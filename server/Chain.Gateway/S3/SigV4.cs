@@ -12,6 +12,8 @@ public static class SigV4
     public const string Algorithm = "AWS4-HMAC-SHA256";
     public const string UnsignedPayload = "UNSIGNED-PAYLOAD";
     public const string StreamingPayload = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD";
+    public const string StreamingPayloadTrailer = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER";
+    public const string StreamingUnsignedPayloadTrailer = "STREAMING-UNSIGNED-PAYLOAD-TRAILER";
     public const string EmptyPayloadHash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
     /// <summary>S3's URI encoding: every byte of the UTF-8 form except A-Z a-z 0-9 - . _ ~ (and '/' when kept) as %XX.</summary>
@@ -82,6 +84,14 @@ public static class SigV4
     public static string StringToSign(string amzDate, string scope, string canonicalRequest) =>
         $"{Algorithm}\n{amzDate}\n{scope}\n{Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(canonicalRequest)))}";
 
+    /// <summary>The string to sign of one aws-chunked chunk: chained to the previous chunk's (or the seed) signature.</summary>
+    public static string ChunkStringToSign(string amzDate, string scope, string previousSignature, string chunkSha256Hex) =>
+        $"{Algorithm}-PAYLOAD\n{amzDate}\n{scope}\n{previousSignature}\n{EmptyPayloadHash}\n{chunkSha256Hex}";
+
+    /// <param name="canonicalTrailers">Each trailing header but the signature as "name:value\n", in the order sent.</param>
+    public static string TrailerStringToSign(string amzDate, string scope, string previousSignature, string canonicalTrailers) =>
+        $"{Algorithm}-TRAILER\n{amzDate}\n{scope}\n{previousSignature}\n{Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(canonicalTrailers)))}";
+
     public static byte[] SigningKey(string secret, string date, string region, string service)
     {
         byte[] key = Hmac(Encoding.UTF8.GetBytes("AWS4" + secret), date);
@@ -91,6 +101,10 @@ public static class SigV4
     }
 
     public static string Signature(byte[] signingKey, string stringToSign) => Convert.ToHexStringLower(Hmac(signingKey, stringToSign));
+
+    /// <summary>Whether a received signature (hex, any case) is the expected one (lower-case hex), in constant time.</summary>
+    public static bool SignaturesEqual(string expected, string received) =>
+        CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(expected), Encoding.ASCII.GetBytes(received.ToLowerInvariant()));
 
     private static byte[] Hmac(byte[] key, string data) => HMACSHA256.HashData(key, Encoding.UTF8.GetBytes(data));
 }

@@ -8,7 +8,7 @@ namespace Chain.Gateway.S3;
 /// them with the expected digests; a mismatch throws instead, so a reader that commits only after end of stream
 /// (the client library's put) writes nothing. The first failure is kept in <see cref="Failure"/>.
 /// </summary>
-public sealed class VerifyingStream : Stream
+public sealed class VerifyingStream : ForwardOnlyStream
 {
     private readonly Stream _inner;
     private readonly long _maxBytes;
@@ -17,11 +17,15 @@ public sealed class VerifyingStream : Stream
     private readonly IncrementalHash _md5 = IncrementalHash.CreateHash(HashAlgorithmName.MD5);
     private readonly IncrementalHash? _sha256;
     private readonly Action<string>? _onVerified;
+    private readonly bool _disposeInner;
     private long _read;
 
     /// <param name="onVerified">Called with the hex MD5 once the whole body passed every check (before end of stream is reported).</param>
-    public VerifyingStream(Stream inner, long maxBytes, byte[]? expectedMd5, string? expectedSha256Hex, Action<string>? onVerified = null)
+    /// <param name="disposeInner">Whether disposing this stream disposes <paramref name="inner"/> (a decoding stream made for it).</param>
+    public VerifyingStream(Stream inner, long maxBytes, byte[]? expectedMd5, string? expectedSha256Hex, Action<string>? onVerified = null,
+        bool disposeInner = false)
     {
+        _disposeInner = disposeInner;
         _inner = inner;
         _maxBytes = maxBytes;
         _expectedMd5 = expectedMd5;
@@ -34,16 +38,7 @@ public sealed class VerifyingStream : Stream
     public string? Md5Hex { get; private set; }
     public long BytesRead => _read;
 
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => _read; set => throw new NotSupportedException(); }
-
-    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+    protected override long BytesReturned => _read;
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -51,7 +46,15 @@ public sealed class VerifyingStream : Stream
             throw Failure;
         if (Md5Hex is not null)
             return 0;
-        int n = await _inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+        int n;
+        try
+        {
+            n = await _inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+        }
+        catch (S3Exception failure)
+        {
+            throw Fail(failure); // a decoding inner stream's verdict (aws-chunked) is this body's
+        }
         if (n > 0)
         {
             _read += n;
@@ -85,20 +88,14 @@ public sealed class VerifyingStream : Stream
         return failure;
     }
 
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
     protected override void Dispose(bool disposing)
     {
         if (disposing)
         {
             _md5.Dispose();
             _sha256?.Dispose();
+            if (_disposeInner)
+                _inner.Dispose();
         }
         base.Dispose(disposing);
     }
