@@ -14,7 +14,7 @@ using Microsoft.Extensions.Logging;
 namespace Chain.Server;
 
 /// <summary>
-/// The server executable: `master` or `node`. Prints one READY line on stdout when serving; logs to stderr;
+/// The server executable: `master`, `node`, `gateway` or `tracker`. Prints one READY line on stdout when serving; logs to stderr;
 /// SIGTERM/SIGINT shut it down cleanly (exit 0).
 /// </summary>
 public static class Program
@@ -28,6 +28,8 @@ public static class Program
                                [--max-concurrent-requests N] [--exit-on-stdin-close]   (S3-compatible HTTP gateway; no --access-key: no authentication)
                                [--build-cache-prefix /_cache|none] [--build-cache-bucket B] [--build-cache-token T] [--build-cache-max-entry-bytes N]
                                (ccache / Bazel / Gradle HTTP caches under the prefix; the token, when given, is required as a bearer token)
+          Chain.Server tracker --listen HOST:PORT [--lease-ms N] [--max-store-fetches N] [--exit-on-stdin-close]
+                               (the distribution tier's tracker: soft state only, no data directory)
           Chain.Server restore-master --backup DIR --data DIR [--addresses ID=URL,...]   (offline: a new master data directory from a backup)
           Chain.Server restore-node --backup DIR --data DIR --node-id ID                 (offline: a new node data directory from a backup)
         """;
@@ -95,6 +97,7 @@ public static class Program
                 "master" => await RunMasterAsync(flags, loggers, stop.Task),
                 "node" => await RunNodeAsync(flags, loggers, stop.Task),
                 "gateway" => await RunGatewayAsync(flags, loggers, stop.Task),
+                "tracker" => await RunTrackerAsync(flags, loggers, stop.Task),
                 "restore-master" => await RestoreMasterAsync(flags),
                 "restore-node" => await RestoreNodeAsync(flags),
                 _ => UsageError($"unknown role '{args[0]}'"),
@@ -143,17 +146,27 @@ public static class Program
         var master = new MasterService(store, options, time, loggers.CreateLogger<MasterService>());
         var registry = new RpcServiceRegistry();
         master.Register(registry);
+        await ServeAsync("master", listen, registry, master.RunFailureDetectorAsync, loggers, stop);
+        return 0;
+    }
+
+    /// <summary>
+    /// Serves <paramref name="registry"/> with <paramref name="background"/> running beside it, prints the READY line,
+    /// and on <paramref name="stop"/> ends the background work, then the server.
+    /// </summary>
+    private static async Task ServeAsync(string role, IPEndPoint listen, RpcServiceRegistry registry, Func<CancellationToken, Task> background,
+        ILoggerFactory loggers, Task stop)
+    {
         await using RpcServer server = await RpcServer.StartAsync(listen, registry, ServerOptions(loggers));
-        using var detectorStop = new CancellationTokenSource();
-        Task detector = master.RunFailureDetectorAsync(detectorStop.Token);
-        Console.Out.WriteLine($"READY master {server.Address.ToString().TrimEnd('/')}");
+        using var backgroundStop = new CancellationTokenSource();
+        Task running = background(backgroundStop.Token);
+        Console.Out.WriteLine($"READY {role} {server.Address.ToString().TrimEnd('/')}");
         Console.Out.Flush();
         await stop;
-        detectorStop.Cancel();
-        await detector;
-        loggers.CreateLogger("Chain.Server").LogInformation("master shutting down");
+        backgroundStop.Cancel();
+        await running;
+        loggers.CreateLogger("Chain.Server").LogInformation("{Role} shutting down", role);
         await server.StopAsync(TimeSpan.FromSeconds(5));
-        return 0;
     }
 
     private static async Task<int> RunNodeAsync(Dictionary<string, string> flags, ILoggerFactory loggers, Task stop)
@@ -251,6 +264,23 @@ public static class Program
         await stop;
         loggers.CreateLogger("Chain.Server").LogInformation("gateway shutting down");
         await gateway.StopAsync();
+        return 0;
+    }
+
+    private static async Task<int> RunTrackerAsync(Dictionary<string, string> flags, ILoggerFactory loggers, Task stop)
+    {
+        IPEndPoint listen = ParseEndpoint(Required(flags, "listen"));
+        var defaults = new Chain.Tracker.TrackerOptions();
+        var options = defaults with
+        {
+            Lease = OptionalInt(flags, "lease-ms") is int leaseMs ? TimeSpan.FromMilliseconds(leaseMs) : defaults.Lease,
+            MaxStoreFetchesPerSwarm = OptionalInt(flags, "max-store-fetches") ?? defaults.MaxStoreFetchesPerSwarm,
+        };
+        options.Validate();
+        var tracker = new Chain.Tracker.TrackerService(options, TimeProvider.System);
+        var registry = new RpcServiceRegistry();
+        tracker.Register(registry);
+        await ServeAsync("tracker", listen, registry, tracker.RunSweeperAsync, loggers, stop);
         return 0;
     }
 
