@@ -4,6 +4,7 @@ using Chain.Client.Internal;
 using Chain.Protocol;
 using Chain.Protocol.V1;
 using Google.Protobuf;
+using ChunkSource = Chain.Client.Internal.ChunkSource; // not the distribution tier's Chain.Protocol.V1.ChunkSource
 
 namespace Chain.Client;
 

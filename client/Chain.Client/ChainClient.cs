@@ -7,6 +7,7 @@ using Chain.Protocol;
 using Chain.Protocol.V1;
 using Chain.Rpc;
 using Google.Protobuf;
+using ChunkSource = Chain.Client.Internal.ChunkSource; // not the distribution tier's Chain.Protocol.V1.ChunkSource
 
 [assembly: InternalsVisibleTo("Chain.Client.Tests")]
 
