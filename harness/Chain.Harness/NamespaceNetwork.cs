@@ -304,7 +304,11 @@ public sealed class NamespaceNetwork : IAsyncDisposable
     {
         string namespaces = (await Shell.RunUncheckedAsync(ip, new[] { "netns", "list" }, ct).ConfigureAwait(false)).Stdout;
         foreach (string ns in namespaces.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split(' ')[0]).Where(n => n.StartsWith(tag + "-", StringComparison.Ordinal)))
+        {
+            // A process still inside (a crashed run's child) would keep the namespace alive after its name is gone.
+            await KillProcessesInAsync(ip, ns, ct).ConfigureAwait(false);
             await Shell.RunUncheckedAsync(ip, new[] { "netns", "delete", ns }, ct).ConfigureAwait(false);
+        }
         string links = (await Shell.RunUncheckedAsync(ip, new[] { "-o", "link", "show" }, ct).ConfigureAwait(false)).Stdout;
         var names = links.Split('\n', StringSplitOptions.RemoveEmptyEntries)
             .Select(l => l.Split(':', 3)).Where(f => f.Length >= 2).Select(f => f[1].Trim().Split('@')[0])
@@ -316,6 +320,32 @@ public sealed class NamespaceNetwork : IAsyncDisposable
         foreach (string rule in rules.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(r => r.StartsWith("-A ", StringComparison.Ordinal) && r.Contains("--comment " + tag, StringComparison.Ordinal)))
             await Shell.RunUncheckedAsync(iptables, ("-w -D " + rule[3..]).Split(' ', StringSplitOptions.RemoveEmptyEntries), ct).ConfigureAwait(false);
         BellJar.SealedNetwork.RemoveNetnsFiles(tag);
+    }
+
+    /// <summary>SIGKILL to every process <c>ip netns pids</c> lists in <paramref name="ns"/> (best effort).</summary>
+    private static async Task KillProcessesInAsync(string ip, string ns, CancellationToken ct)
+    {
+        string pids = (await Shell.RunUncheckedAsync(ip, new[] { "netns", "pids", ns }, ct).ConfigureAwait(false)).Stdout;
+        foreach (string line in pids.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (!int.TryParse(line, NumberStyles.None, CultureInfo.InvariantCulture, out int pid) || pid == Environment.ProcessId)
+                continue;
+            try
+            {
+                using var process = System.Diagnostics.Process.GetProcessById(pid);
+                process.Kill();
+            }
+            catch (ArgumentException)
+            {
+                // Already gone.
+            }
+            catch (InvalidOperationException)
+            {
+            }
+            catch (System.ComponentModel.Win32Exception)
+            {
+            }
+        }
     }
 
     private static void TryDelete(string path)

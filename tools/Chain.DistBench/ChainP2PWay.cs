@@ -8,7 +8,7 @@ public sealed class ChainP2PWay : IDistributionWay
 {
     public string Name => DistBenchOptions.ChainP2P;
 
-    public string? Unavailable() => "not available yet: the distribution tier (server/Chain.Tracker, server/Chain.Agent) is not built";
+    public string? Unavailable() => "not available yet (the tier, server/Chain.Tracker + Chain.Agent, is not built)";
 
     public Task PrepareAsync(WayContext context, CancellationToken ct) => throw new NotSupportedException(Unavailable());
 

@@ -36,7 +36,8 @@ internal static class PeerCommands
             switch (args[0])
             {
                 case Fetch:
-                    await FetchAsync(new Uri(flags["--master"]), flags["--bucket"], flags["--key"], flags["--warmup"], flags["--out"]).ConfigureAwait(false);
+                    await FetchAsync(new Uri(flags["--master"]), flags["--bucket"], flags["--key"], flags["--warmup"], flags["--out"],
+                        TimeSpan.FromSeconds(double.Parse(flags["--seconds"], CultureInfo.InvariantCulture))).ConfigureAwait(false);
                     break;
                 case Receive:
                     await ReceiveAsync(IPEndPoint.Parse(flags["--listen"])).ConfigureAwait(false);
@@ -57,10 +58,13 @@ internal static class PeerCommands
     /// <summary>
     /// Connects and warms up (reads the small object <paramref name="warmup"/>, so connections are open and the code is
     /// compiled before the clock starts), says READY, waits for a line on stdin, downloads, says DONE.
+    /// Every attempt may take the way's whole time bound: over a slow shaped link several 4 MiB chunks in flight for
+    /// several peers take longer than the client's default 10 s attempt timeout, and retrying them would only send the
+    /// same bytes again.
     /// </summary>
-    private static async Task FetchAsync(Uri master, string bucket, string key, string warmup, string output)
+    private static async Task FetchAsync(Uri master, string bucket, string key, string warmup, string output, TimeSpan bound)
     {
-        await using var client = new ChainClient(new ChainClientOptions { Master = master, OperationTimeout = TimeSpan.FromMinutes(30) });
+        await using var client = new ChainClient(new ChainClientOptions { Master = master, OperationTimeout = bound, AttemptTimeout = bound });
         await client.GetAsync(bucket, warmup, Stream.Null).ConfigureAwait(false);
         Console.WriteLine("READY");
         if (await Console.In.ReadLineAsync().ConfigureAwait(false) is null)

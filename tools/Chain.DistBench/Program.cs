@@ -24,6 +24,12 @@ if (BenchRun.Unavailable() is { } reason)
 
 BenchConsole.PlainWhenRedirected(width: 200);
 using CancellationTokenSource cancellation = BenchConsole.CancelOnCtrlC();
+// SIGTERM like Ctrl-C: cancel, so that the clean-up (processes, namespaces, files) runs before the process ends.
+using var onTerm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, signal =>
+{
+    signal.Cancel = true;
+    cancellation.Cancel();
+});
 string root = Path.Combine(Path.GetFullPath(options.Directory), "chain-distbench-" + Guid.NewGuid().ToString("N")[..12]);
 double shaped = (options.Peers * (double)options.RateBitsPerSecond + options.OriginRateBitsPerSecond) / 1e6;
 AnsiConsole.WriteLine($"Chain distribution benchmark: {Environment.ProcessorCount} cores, {options.Peers} peers, {ByteSize.Format(options.SizeBytes)}, " +

@@ -55,6 +55,7 @@ public sealed class StoreWay : IDistributionWay
             {
                 fetchers.Add(NetnsProcess.Start($"store fetcher p{peer}", context.PeerLauncher(peer),
                     PeerCommands.Self(PeerCommands.Fetch, "--master", cluster.MasterAddress.ToString(), "--bucket", Bucket, "--key", _key, "--warmup", WarmupKey,
+                        "--seconds", context.Timeout.TotalSeconds.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture),
                         "--out", context.PeerFile(peer)),
                     context.LogPath($"store-p{peer}")));
             }
