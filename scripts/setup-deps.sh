@@ -7,7 +7,9 @@ set -euo pipefail
 # iproute2 and iptables: the consistency harness isolates processes in network namespaces (nemeses).
 # ccache, gcc and bazel-bootstrap: the build-cache tests run the real tools against the gateway's cache endpoints.
 # awscli, s3cmd, rclone, python3-boto3: the S3 gateway tests run these real clients (tests/Chain.Gateway.Tests).
-PACKAGES=(librocksdb7.8 librocksdb-dev python3-grpcio python3-grpc-tools protobuf-compiler iproute2 iptables ccache gcc bazel-bootstrap awscli s3cmd rclone python3-boto3)
+# ethtool, aria2, opentracker, mktorrent: the distribution benchmark (tools/Chain.DistBench) turns veth offloads off and
+# runs its BitTorrent baseline with them.
+PACKAGES=(librocksdb7.8 librocksdb-dev python3-grpcio python3-grpc-tools protobuf-compiler iproute2 iptables ccache gcc bazel-bootstrap awscli s3cmd rclone python3-boto3 ethtool aria2 opentracker mktorrent)
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
     echo "setup-deps: dpkg-query not found: this script supports Debian/Ubuntu only; install by hand: ${PACKAGES[*]}" >&2

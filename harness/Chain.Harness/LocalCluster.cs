@@ -119,19 +119,23 @@ public sealed class LocalCluster : IAsyncDisposable
         }
 
         // Process k (0 = master, i+1 = node i): on loopback each has its own port; in namespaces each has its own address.
+        // In one shared namespace every process has its own port on the namespace's one address.
+        SharedNamespacePlacement? shared = options.Network == ClusterNetwork.SharedNamespace ? options.SharedNamespace : null;
         int[] ports = network is not null
             ? Enumerable.Repeat(options.BasePort == 0 ? NamespacePort : options.BasePort, options.Nodes + 1).ToArray()
+            : shared is not null
+                ? Enumerable.Range(options.BasePort == 0 ? NamespacePort : options.BasePort, options.Nodes + 1).ToArray()
             : options.BasePort == 0
                 ? PortAllocator.FreePorts(options.Nodes + 1)
                 : Enumerable.Range(options.BasePort, options.Nodes + 1).ToArray();
-        string Host(int k) => network?.AddressOf(k).ToString() ?? "127.0.0.1";
+        string Host(int k) => network?.AddressOf(k).ToString() ?? shared?.Address.ToString() ?? "127.0.0.1";
         ServerProcess[]? everyone = null;
         ProxyNetwork? proxies = options.Network == ClusterNetwork.Proxies
             ? ProxyNetwork.Start(ports, k => everyone is null ? 0 : everyone[k].Pid)
             : null;
         // The address the other processes use for process k: the proxy's port in Proxies mode.
         string Advertised(int k) => $"http://{Host(k)}:{(proxies is null ? ports[k] : proxies.ProxyPort(k))}";
-        IReadOnlyList<string>? Launcher(int k) => network?.LauncherFor(k);
+        IReadOnlyList<string>? Launcher(int k) => network?.LauncherFor(k) ?? shared?.Launcher;
 
         var masterArgs = new List<string>
         {
@@ -163,7 +167,7 @@ public sealed class LocalCluster : IAsyncDisposable
                 "--node-id", id,
                 "--exit-on-stdin-close",
             };
-            if (network is not null || proxies is not null)
+            if (network is not null || proxies is not null || shared is not null)
                 args.AddRange(new[] { "--advertise", Advertised(i + 1) });
             if (options.MaxObjectBytes is { } max)
                 args.AddRange(new[] { "--max-object-bytes", max.ToString(CultureInfo.InvariantCulture) });
@@ -438,7 +442,7 @@ public sealed class LocalCluster : IAsyncDisposable
     }
 
     /// <summary>The dotnet host running us (SDK tools set DOTNET_HOST_PATH), else dotnet from PATH.</summary>
-    internal static string FindDotnetHost()
+    public static string FindDotnetHost()
     {
         string? hostPath = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
         if (!string.IsNullOrEmpty(hostPath) && File.Exists(hostPath))

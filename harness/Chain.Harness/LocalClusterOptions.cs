@@ -17,7 +17,18 @@ public enum ClusterNetwork
     /// which every link between processes passes: the non-root way for <c>Faults.NetworkNemesis</c> to cut links.
     /// </summary>
     Proxies,
+
+    /// <summary>
+    /// Every process inside one existing network namespace (root only), on its address with ports
+    /// <see cref="LocalCluster.NamespacePort"/>+k (k = 0 master, i+1 node i); see <see cref="LocalClusterOptions.SharedNamespace"/>.
+    /// The distribution benchmark puts the whole cluster behind one shaped link this way: the processes talk to each other
+    /// over the namespace's loopback, everyone else reaches them through its one link.
+    /// </summary>
+    SharedNamespace,
 }
+
+/// <summary>The namespace of <see cref="ClusterNetwork.SharedNamespace"/>: the launcher running a command in it (<c>ip netns exec NAME</c>) and its address.</summary>
+public sealed record SharedNamespacePlacement(IReadOnlyList<string> Launcher, System.Net.IPAddress Address);
 
 /// <summary>How <see cref="LocalCluster.StartAsync"/> lays out a cluster of real server processes on loopback.</summary>
 public sealed class LocalClusterOptions
@@ -81,6 +92,9 @@ public sealed class LocalClusterOptions
     /// <summary>Loopback (default) or one network namespace per process (root only).</summary>
     public ClusterNetwork Network { get; set; } = ClusterNetwork.Loopback;
 
+    /// <summary>Where the processes run with <see cref="ClusterNetwork.SharedNamespace"/> (required then, ignored otherwise).</summary>
+    public SharedNamespacePlacement? SharedNamespace { get; set; }
+
     /// <summary>
     /// BellJar (root only, needs <see cref="ClusterNetwork.Namespaces"/>): when set, each process's namespace is sealed
     /// before it starts — outbound traffic dropped but for its role's manifest (<see cref="BellJar.SealedNetwork"/>),
@@ -136,6 +150,8 @@ public sealed class LocalClusterOptions
             throw new ArgumentException($"NodeIds must hold {Nodes} distinct ids usable as directory names", nameof(NodeIds));
         if (!Enum.IsDefined(Network))
             throw new ArgumentOutOfRangeException(nameof(Network), Network, "unknown network mode");
+        if (Network == ClusterNetwork.SharedNamespace && (SharedNamespace is null || SharedNamespace.Launcher.Count == 0))
+            throw new ArgumentException("Network = SharedNamespace needs SharedNamespace (a launcher and an address)", nameof(SharedNamespace));
         if (Seal is not null && Network != ClusterNetwork.Namespaces)
             throw new ArgumentException("a sealed cluster (Seal) needs Network = Namespaces", nameof(Seal));
         if (NodeDataTmpfsBytes is < TmpfsMounts.BytesMin)

@@ -23,6 +23,7 @@ public sealed class NamespaceNetwork : IAsyncDisposable
     private static readonly string OwnerDirectory = "/run/chain-harness";
 
     private readonly List<string> _namespaces = new();
+    private readonly List<string> _hostLinks = new();
     private int _disposed;
 
     private NamespaceNetwork(int id, string ip, string iptables)
@@ -121,6 +122,41 @@ public sealed class NamespaceNetwork : IAsyncDisposable
     public Task<string> ExecAsync(int process, IEnumerable<string> command, CancellationToken ct = default, TimeSpan? timeout = null) =>
         Shell.RunAsync(IpTool, LauncherFor(process).Skip(1).Concat(command), ct, timeout);
 
+    /// <summary>
+    /// Shapes process k's link with a token bucket (<c>tc tbf</c>) on both ends of its veth pair — tbf shapes only what
+    /// leaves an interface, so the namespace's <c>eth0</c> carries the upload rate and the bridge-side end the download
+    /// rate — after turning TSO, GSO and GRO off on both ends, so the shaper sees wire-sized packets. Replaces any
+    /// earlier shaping. Needs <c>tc</c> (iproute2) and <c>ethtool</c>.
+    /// </summary>
+    public async Task ShapeAsync(int process, long uploadBitsPerSecond, long downloadBitsPerSecond, CancellationToken ct = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(uploadBitsPerSecond, 8_000);
+        ArgumentOutOfRangeException.ThrowIfLessThan(downloadBitsPerSecond, 8_000);
+        string tc = Shell.Find("tc") ?? throw new InvalidOperationException("the 'tc' tool (iproute2) is not installed");
+        string ethtool = Shell.Find("ethtool") ?? throw new InvalidOperationException("the 'ethtool' tool is not installed (apt-get install ethtool)");
+        static string[] OffloadsOff(string device) => new[] { "-K", device, "tso", "off", "gso", "off", "gro", "off" };
+        await ExecAsync(process, OffloadsOff("eth0").Prepend(ethtool), ct).ConfigureAwait(false);
+        await Shell.RunAsync(ethtool, OffloadsOff(_hostLinks[process]), ct).ConfigureAwait(false);
+        await ExecAsync(process, new[] { tc }.Concat(TbfArguments("eth0", uploadBitsPerSecond)), ct).ConfigureAwait(false);
+        await Shell.RunAsync(tc, TbfArguments(_hostLinks[process], downloadBitsPerSecond), ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// <c>tc qdisc replace dev DEV root tbf</c> at <paramref name="bitsPerSecond"/>: a bucket of 4 ms at that rate (at least
+    /// 16 KiB, above one 1514-byte frame), and a queue of 50 ms, deep enough for TCP to keep the link busy.
+    /// </summary>
+    internal static string[] TbfArguments(string device, long bitsPerSecond)
+    {
+        long burst = Math.Max(16 * 1024, bitsPerSecond / 8 / 250);
+        return new[]
+        {
+            "qdisc", "replace", "dev", device, "root", "tbf",
+            "rate", bitsPerSecond.ToString(CultureInfo.InvariantCulture) + "bit",
+            "burst", burst.ToString(CultureInfo.InvariantCulture),
+            "latency", "50ms",
+        };
+    }
+
     /// <summary>Runs iptables inside process k's namespace.</summary>
     public Task<string> IptablesAsync(int process, IEnumerable<string> arguments, CancellationToken ct = default) =>
         ExecAsync(process, new[] { IptablesTool, "-w" }.Concat(arguments), ct);
@@ -188,6 +224,7 @@ public sealed class NamespaceNetwork : IAsyncDisposable
             await Ip(ct, "netns", "add", ns).ConfigureAwait(false);
             _namespaces.Add(ns);
             await Ip(ct, "link", "add", host, "type", "veth", "peer", "name", peer).ConfigureAwait(false);
+            _hostLinks.Add(host);
             await Ip(ct, "link", "set", host, "master", BridgeName).ConfigureAwait(false);
             await Ip(ct, "link", "set", host, "up").ConfigureAwait(false);
             await Ip(ct, "link", "set", peer, "netns", ns).ConfigureAwait(false);
@@ -267,7 +304,11 @@ public sealed class NamespaceNetwork : IAsyncDisposable
     {
         string namespaces = (await Shell.RunUncheckedAsync(ip, new[] { "netns", "list" }, ct).ConfigureAwait(false)).Stdout;
         foreach (string ns in namespaces.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split(' ')[0]).Where(n => n.StartsWith(tag + "-", StringComparison.Ordinal)))
+        {
+            // A process still inside (a crashed run's child) would keep the namespace alive after its name is gone.
+            await KillProcessesInAsync(ip, ns, ct).ConfigureAwait(false);
             await Shell.RunUncheckedAsync(ip, new[] { "netns", "delete", ns }, ct).ConfigureAwait(false);
+        }
         string links = (await Shell.RunUncheckedAsync(ip, new[] { "-o", "link", "show" }, ct).ConfigureAwait(false)).Stdout;
         var names = links.Split('\n', StringSplitOptions.RemoveEmptyEntries)
             .Select(l => l.Split(':', 3)).Where(f => f.Length >= 2).Select(f => f[1].Trim().Split('@')[0])
@@ -279,6 +320,32 @@ public sealed class NamespaceNetwork : IAsyncDisposable
         foreach (string rule in rules.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(r => r.StartsWith("-A ", StringComparison.Ordinal) && r.Contains("--comment " + tag, StringComparison.Ordinal)))
             await Shell.RunUncheckedAsync(iptables, ("-w -D " + rule[3..]).Split(' ', StringSplitOptions.RemoveEmptyEntries), ct).ConfigureAwait(false);
         BellJar.SealedNetwork.RemoveNetnsFiles(tag);
+    }
+
+    /// <summary>SIGKILL to every process <c>ip netns pids</c> lists in <paramref name="ns"/> (best effort).</summary>
+    private static async Task KillProcessesInAsync(string ip, string ns, CancellationToken ct)
+    {
+        string pids = (await Shell.RunUncheckedAsync(ip, new[] { "netns", "pids", ns }, ct).ConfigureAwait(false)).Stdout;
+        foreach (string line in pids.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (!int.TryParse(line, NumberStyles.None, CultureInfo.InvariantCulture, out int pid) || pid == Environment.ProcessId)
+                continue;
+            try
+            {
+                using var process = System.Diagnostics.Process.GetProcessById(pid);
+                process.Kill();
+            }
+            catch (ArgumentException)
+            {
+                // Already gone.
+            }
+            catch (InvalidOperationException)
+            {
+            }
+            catch (System.ComponentModel.Win32Exception)
+            {
+            }
+        }
     }
 
     private static void TryDelete(string path)

@@ -1,0 +1,117 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using Chain.Client;
+
+namespace Chain.DistBench;
+
+/// <summary>
+/// The benchmark's own helper processes, run inside the namespaces as <c>Chain.DistBench _fetch|_recv|_send ...</c>:
+/// a store download that waits for a start signal, and the calibration's TCP receiver and sender. Each talks to the
+/// benchmark over stdout lines (READY, DONE, RECEIVED, FAILED).
+/// </summary>
+internal static class PeerCommands
+{
+    public const string Fetch = "_fetch";
+    public const string Receive = "_recv";
+    public const string Send = "_send";
+
+    public static bool Handles(IReadOnlyList<string> args) => args.Count > 0 && args[0] is Fetch or Receive or Send;
+
+    /// <summary>The command line that runs this program with <paramref name="arguments"/> (the dll under dotnet, or the apphost).</summary>
+    public static IReadOnlyList<string> Self(params string[] arguments)
+    {
+        string dll = typeof(PeerCommands).Assembly.Location;
+        return new[] { Chain.Harness.LocalCluster.FindDotnetHost(), dll }.Concat(arguments).ToArray();
+    }
+
+    public static async Task<int> RunAsync(IReadOnlyList<string> args)
+    {
+        try
+        {
+            var flags = new Dictionary<string, string>(StringComparer.Ordinal);
+            for (int i = 1; i + 1 < args.Count; i += 2)
+                flags[args[i]] = args[i + 1];
+            switch (args[0])
+            {
+                case Fetch:
+                    await FetchAsync(new Uri(flags["--master"]), flags["--bucket"], flags["--key"], flags["--warmup"], flags["--out"],
+                        TimeSpan.FromSeconds(double.Parse(flags["--seconds"], CultureInfo.InvariantCulture))).ConfigureAwait(false);
+                    break;
+                case Receive:
+                    await ReceiveAsync(IPEndPoint.Parse(flags["--listen"])).ConfigureAwait(false);
+                    break;
+                default:
+                    await SendAsync(IPEndPoint.Parse(flags["--to"]), long.Parse(flags["--bytes"], CultureInfo.InvariantCulture)).ConfigureAwait(false);
+                    break;
+            }
+            return 0;
+        }
+        catch (Exception e)
+        {
+            Console.WriteLine($"FAILED {e.GetType().Name}: {e.Message}".ReplaceLineEndings(" "));
+            return 1;
+        }
+    }
+
+    /// <summary>
+    /// Connects and warms up (reads the small object <paramref name="warmup"/>, so connections are open and the code is
+    /// compiled before the clock starts), says READY, waits for a line on stdin, downloads, says DONE.
+    /// Every attempt may take the way's whole time bound: over a slow shaped link several 4 MiB chunks in flight for
+    /// several peers take longer than the client's default 10 s attempt timeout, and retrying them would only send the
+    /// same bytes again.
+    /// </summary>
+    private static async Task FetchAsync(Uri master, string bucket, string key, string warmup, string output, TimeSpan bound)
+    {
+        await using var client = new ChainClient(new ChainClientOptions { Master = master, OperationTimeout = bound, AttemptTimeout = bound });
+        await client.GetAsync(bucket, warmup, Stream.Null).ConfigureAwait(false);
+        Console.WriteLine("READY");
+        if (await Console.In.ReadLineAsync().ConfigureAwait(false) is null)
+            throw new InvalidOperationException("stdin closed before the start signal");
+        await using (var file = new FileStream(output, FileMode.Create, FileAccess.Write, FileShare.Read, 1 << 20, useAsync: true))
+        {
+            await client.GetAsync(bucket, key, file).ConfigureAwait(false);
+        }
+        Console.WriteLine("DONE");
+    }
+
+    /// <summary>Accepts one connection, reads it to the end; prints the bytes and the nanoseconds from the first byte to the end.</summary>
+    private static async Task ReceiveAsync(IPEndPoint listen)
+    {
+        using var listener = new TcpListener(listen);
+        listener.Start(1);
+        Console.WriteLine("READY");
+        using TcpClient connection = await listener.AcceptTcpClientAsync().ConfigureAwait(false);
+        await using NetworkStream stream = connection.GetStream();
+        byte[] buffer = new byte[1 << 16];
+        long bytes = 0;
+        long first = 0;
+        int read;
+        while ((read = await stream.ReadAsync(buffer).ConfigureAwait(false)) > 0)
+        {
+            if (bytes == 0)
+                first = Stopwatch.GetTimestamp();
+            bytes += read;
+        }
+        double nanoseconds = Stopwatch.GetElapsedTime(first).TotalMilliseconds * 1e6;
+        Console.WriteLine($"RECEIVED {bytes.ToString(CultureInfo.InvariantCulture)} {nanoseconds.ToString("0", CultureInfo.InvariantCulture)}");
+    }
+
+    private static async Task SendAsync(IPEndPoint to, long bytes)
+    {
+        using var connection = new TcpClient();
+        await connection.ConnectAsync(to).ConfigureAwait(false);
+        await using NetworkStream stream = connection.GetStream();
+        byte[] buffer = new byte[1 << 16];
+        Random.Shared.NextBytes(buffer);
+        for (long sent = 0; sent < bytes;)
+        {
+            int n = (int)Math.Min(buffer.Length, bytes - sent);
+            await stream.WriteAsync(buffer.AsMemory(0, n)).ConfigureAwait(false);
+            sent += n;
+        }
+        connection.Client.Shutdown(SocketShutdown.Send);
+        Console.WriteLine("SENT");
+    }
+}
