@@ -4,6 +4,7 @@ using Chain.Protocol;
 using Chain.Protocol.V1;
 using Chain.Rpc;
 using Google.Protobuf;
+using ChunkSource = Chain.Client.Internal.ChunkSource;
 
 namespace Chain.Client;
 

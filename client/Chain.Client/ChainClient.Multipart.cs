@@ -4,6 +4,7 @@ using Chain.Client.Internal;
 using Chain.Protocol;
 using Chain.Protocol.V1;
 using Google.Protobuf;
+using ChunkSource = Chain.Client.Internal.ChunkSource;
 
 namespace Chain.Client;
 
