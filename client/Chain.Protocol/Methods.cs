@@ -93,6 +93,12 @@ public static class ErrorKinds
     /// yet, or a listing met unacknowledged writes): send the same read to the tail, at once, with the same table.
     /// </summary>
     public const string ReadAtTail = "read-at-tail";
+    /// <summary>Tracker: no swarm with this id (never announced, or every peer left or died): announce again.</summary>
+    public const string UnknownSwarm = "unknown-swarm";
+    /// <summary>Tracker: the peer is not (or no longer, its lease ran out) in this swarm: announce again.</summary>
+    public const string NotAnnounced = "not-announced";
+    /// <summary>Tracker: the announce's chunk list differs from the one the swarm was created with.</summary>
+    public const string SwarmConflict = "swarm-conflict";
 }
 
 public static class AdminMethods

@@ -46,6 +46,12 @@ public sealed class LocalCluster : IAsyncDisposable
     /// <summary>The S3 gateway process (<see cref="LocalClusterOptions.Gateway"/>); null when none was asked for.</summary>
     public ServerProcess? Gateway { get; private set; }
 
+    /// <summary>The distribution tier's tracker process (<see cref="LocalClusterOptions.Tracker"/>); null when none was asked for.</summary>
+    public ServerProcess? Tracker { get; private set; }
+
+    /// <summary>The tracker's address; null when no tracker runs.</summary>
+    public Uri? TrackerAddress => Tracker?.Address;
+
     public IReadOnlyList<NodeProcess> Nodes => _nodes;
 
     /// <summary>The namespaces the processes run in; null in <see cref="ClusterNetwork.Loopback"/> mode.</summary>
@@ -190,6 +196,11 @@ public sealed class LocalCluster : IAsyncDisposable
                 cluster.Gateway = GatewayProcess(gateway, root, dotnet, serverDll, Advertised(0));
                 await cluster.Gateway.StartAsync(Remaining(deadline), ct).ConfigureAwait(false);
             }
+            if (options.Tracker is { } tracker)
+            {
+                cluster.Tracker = TrackerProcess(tracker, root, dotnet, serverDll);
+                await cluster.Tracker.StartAsync(Remaining(deadline), ct).ConfigureAwait(false);
+            }
             return cluster;
         }
         catch
@@ -216,6 +227,17 @@ public sealed class LocalCluster : IAsyncDisposable
             args.AddRange(new[] { "--max-object-bytes", max.ToString(CultureInfo.InvariantCulture) });
         args.AddRange(new[] { "--build-cache-prefix", gateway.BuildCache ? LocalGatewayOptions.BuildCachePrefix : "none" });
         return new ServerProcess("gateway", null, port, Path.Combine(root, "gateway"), Path.Combine(root, "gateway.log"), dotnet, serverDll, args);
+    }
+
+    private static ServerProcess TrackerProcess(LocalTrackerOptions tracker, string root, string dotnet, string serverDll)
+    {
+        int port = tracker.Port == 0 ? PortAllocator.FreePorts(1)[0] : tracker.Port;
+        var args = new List<string> { "tracker", "--listen", $"127.0.0.1:{port}", "--exit-on-stdin-close" };
+        if (tracker.LeaseMs is { } lease)
+            args.AddRange(new[] { "--lease-ms", lease.ToString(CultureInfo.InvariantCulture) });
+        if (tracker.MaxStoreFetches is { } fetches)
+            args.AddRange(new[] { "--max-store-fetches", fetches.ToString(CultureInfo.InvariantCulture) });
+        return new ServerProcess("tracker", null, port, Path.Combine(root, "tracker"), Path.Combine(root, "tracker.log"), dotnet, serverDll, args);
     }
 
     /// <summary>Unmounts the tmpfs data directories and removes the namespaces (best effort, after the processes are gone).</summary>
@@ -348,8 +370,11 @@ public sealed class LocalCluster : IAsyncDisposable
     public async Task<IReadOnlyDictionary<string, int>> StopAllAsync()
     {
         var failures = new Dictionary<string, int>(StringComparer.Ordinal);
-        if (Gateway is not null && await Gateway.StopAsync(Options.StopTimeout).ConfigureAwait(false) is { } gatewayCode && gatewayCode != 0)
-            failures[Gateway.Name] = gatewayCode;
+        foreach (ServerProcess front in new[] { Gateway, Tracker }.OfType<ServerProcess>())
+        {
+            if (await front.StopAsync(Options.StopTimeout).ConfigureAwait(false) is { } frontCode && frontCode != 0)
+                failures[front.Name] = frontCode;
+        }
         int?[] nodeCodes = await Task.WhenAll(_nodes.Select(n => n.StopAsync(Options.StopTimeout))).ConfigureAwait(false);
         for (int i = 0; i < _nodes.Length; i++)
         {
@@ -382,7 +407,7 @@ public sealed class LocalCluster : IAsyncDisposable
 
     private async Task KillAllAsync()
     {
-        foreach (ServerProcess process in Gateway is null ? AllProcesses() : AllProcesses().Append(Gateway))
+        foreach (ServerProcess process in AllProcesses().Concat(new[] { Gateway, Tracker }.OfType<ServerProcess>()))
         {
             try
             {

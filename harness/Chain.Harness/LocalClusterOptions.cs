@@ -109,6 +109,9 @@ public sealed class LocalClusterOptions
     /// <summary>Also start an S3 gateway process (`Chain.Server gateway`) once the cluster is healthy (loopback only).</summary>
     public LocalGatewayOptions? Gateway { get; set; }
 
+    /// <summary>Also start the distribution tier's tracker (`Chain.Server tracker`) once the cluster is healthy (loopback only).</summary>
+    public LocalTrackerOptions? Tracker { get; set; }
+
     internal void Validate()
     {
         if (Nodes < 1)
@@ -141,6 +144,10 @@ public sealed class LocalClusterOptions
             throw new ArgumentException("a gateway is started only on a loopback cluster", nameof(Gateway));
         if (Gateway is { } gateway && gateway.AccessKeys.Any(k => k.Key.Length == 0 || k.Value.Length == 0 || k.Key.Contains(':')))
             throw new ArgumentException("gateway access keys need an id without ':' and a secret", nameof(Gateway));
+        if (Tracker is not null && Network != ClusterNetwork.Loopback)
+            throw new ArgumentException("a tracker is started only on a loopback cluster", nameof(Tracker));
+        if (Tracker is { } tracker && (tracker.Port is < 0 or > 65535 || tracker.LeaseMs is < 100 || tracker.MaxStoreFetches is < 1))
+            throw new ArgumentException("tracker: port 0-65535, lease at least 100 ms, max store fetches at least 1", nameof(Tracker));
         if (StartTimeout <= TimeSpan.Zero)
             throw new ArgumentOutOfRangeException(nameof(StartTimeout), StartTimeout, "start timeout must be positive");
         if (StopTimeout <= TimeSpan.Zero)
@@ -166,6 +173,17 @@ public sealed record LocalGatewayOptions
     public bool BuildCache { get; init; } = true;
 
     public const string BuildCachePrefix = "/_cache";
+}
+
+/// <summary>The tracker a <see cref="LocalCluster"/> starts (see <see cref="LocalClusterOptions.Tracker"/>).</summary>
+public sealed record LocalTrackerOptions
+{
+    /// <summary>The port on 127.0.0.1; 0 picks a free one.</summary>
+    public int Port { get; init; }
+    /// <summary>The peers' lease (null: the tracker's default).</summary>
+    public int? LeaseMs { get; init; }
+    /// <summary>Concurrent store fetches per swarm (null: the tracker's default).</summary>
+    public int? MaxStoreFetches { get; init; }
 }
 
 /// <summary>Where a <see cref="LocalCluster"/> keeps its data and how its nodes are reached (for <see cref="LocalClusterOptions.PrepareDataAsync"/>).</summary>

@@ -14,7 +14,7 @@ using Microsoft.Extensions.Logging;
 namespace Chain.Server;
 
 /// <summary>
-/// The server executable: `master`, `node`, `gateway` or `agent`. Prints one READY line on stdout when serving; logs to stderr;
+/// The server executable: `master`, `node`, `gateway`, `tracker` or `agent`. Prints one READY line on stdout when serving; logs to stderr;
 /// SIGTERM/SIGINT shut it down cleanly (exit 0).
 /// </summary>
 public static class Program
@@ -31,6 +31,8 @@ public static class Program
           Chain.Server agent --listen IP:PORT --master ADDR --cache-dir DIR --cache-bytes N [--tracker ADDR] [--advertise URL] [--upload-rate B/s]
                                [--download-rate B/s] [--zone Z] [--max-uploads N] [--download-parallelism N] [--exit-on-stdin-close]
                                [--unsafe-test-corrupt-uploads]   (distribution tier peer agent; the corrupt flag needs CHAIN_ALLOW_UNSAFE_TEST_BREAKS=1)
+          Chain.Server tracker --listen HOST:PORT [--lease-ms N] [--max-store-fetches N] [--exit-on-stdin-close]
+                               (the distribution tier's tracker: soft state only, no data directory)
           Chain.Server restore-master --backup DIR --data DIR [--addresses ID=URL,...]   (offline: a new master data directory from a backup)
           Chain.Server restore-node --backup DIR --data DIR --node-id ID                 (offline: a new node data directory from a backup)
         """;
@@ -99,6 +101,7 @@ public static class Program
                 "node" => await RunNodeAsync(flags, loggers, stop.Task),
                 "gateway" => await RunGatewayAsync(flags, loggers, stop.Task),
                 "agent" => await RunAgentAsync(flags, loggers, stop.Task),
+                "tracker" => await RunTrackerAsync(flags, loggers, stop.Task),
                 "restore-master" => await RestoreMasterAsync(flags),
                 "restore-node" => await RestoreNodeAsync(flags),
                 _ => UsageError($"unknown role '{args[0]}'"),
@@ -147,17 +150,27 @@ public static class Program
         var master = new MasterService(store, options, time, loggers.CreateLogger<MasterService>());
         var registry = new RpcServiceRegistry();
         master.Register(registry);
+        await ServeAsync("master", listen, registry, master.RunFailureDetectorAsync, loggers, stop);
+        return 0;
+    }
+
+    /// <summary>
+    /// Serves <paramref name="registry"/> with <paramref name="background"/> running beside it, prints the READY line,
+    /// and on <paramref name="stop"/> ends the background work, then the server.
+    /// </summary>
+    private static async Task ServeAsync(string role, IPEndPoint listen, RpcServiceRegistry registry, Func<CancellationToken, Task> background,
+        ILoggerFactory loggers, Task stop)
+    {
         await using RpcServer server = await RpcServer.StartAsync(listen, registry, ServerOptions(loggers));
-        using var detectorStop = new CancellationTokenSource();
-        Task detector = master.RunFailureDetectorAsync(detectorStop.Token);
-        Console.Out.WriteLine($"READY master {server.Address.ToString().TrimEnd('/')}");
+        using var backgroundStop = new CancellationTokenSource();
+        Task running = background(backgroundStop.Token);
+        Console.Out.WriteLine($"READY {role} {server.Address.ToString().TrimEnd('/')}");
         Console.Out.Flush();
         await stop;
-        detectorStop.Cancel();
-        await detector;
-        loggers.CreateLogger("Chain.Server").LogInformation("master shutting down");
+        backgroundStop.Cancel();
+        await running;
+        loggers.CreateLogger("Chain.Server").LogInformation("{Role} shutting down", role);
         await server.StopAsync(TimeSpan.FromSeconds(5));
-        return 0;
     }
 
     private static async Task<int> RunNodeAsync(Dictionary<string, string> flags, ILoggerFactory loggers, Task stop)
@@ -304,6 +317,23 @@ public static class Program
         if (!flags.TryGetValue(name, out string? v))
             return null;
         return long.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out long n) ? n : throw new ArgumentException($"--{name} must be a number");
+    }
+
+    private static async Task<int> RunTrackerAsync(Dictionary<string, string> flags, ILoggerFactory loggers, Task stop)
+    {
+        IPEndPoint listen = ParseEndpoint(Required(flags, "listen"));
+        var defaults = new Chain.Tracker.TrackerOptions();
+        var options = defaults with
+        {
+            Lease = OptionalInt(flags, "lease-ms") is int leaseMs ? TimeSpan.FromMilliseconds(leaseMs) : defaults.Lease,
+            MaxStoreFetchesPerSwarm = OptionalInt(flags, "max-store-fetches") ?? defaults.MaxStoreFetchesPerSwarm,
+        };
+        options.Validate();
+        var tracker = new Chain.Tracker.TrackerService(options, TimeProvider.System);
+        var registry = new RpcServiceRegistry();
+        tracker.Register(registry);
+        await ServeAsync("tracker", listen, registry, tracker.RunSweeperAsync, loggers, stop);
+        return 0;
     }
 
     /// <summary>Offline: a fresh master data directory holding the backup's table (see <see cref="MasterRestore"/>).</summary>

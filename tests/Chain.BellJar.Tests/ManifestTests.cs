@@ -12,19 +12,20 @@ public sealed class ManifestTests : IDisposable
     public void Dispose() => Directory.Delete(_directory, recursive: true);
 
     [Fact]
-    public void The_repository_manifests_declare_exactly_what_master_node_and_gateway_reach()
+    public void The_repository_manifests_declare_exactly_what_master_node_gateway_and_tracker_reach()
     {
         ManifestSet set = ManifestSet.Load();
         Assert.Equal(new[] { "node:rpc" }, set.For("master").Reaches.Select(d => d.ToString()));
         Assert.Equal(new[] { "master:rpc", "node:rpc" }, set.For("node").Reaches.Select(d => d.ToString()));
         Assert.Equal(new[] { "master:rpc", "node:rpc" }, set.For("gateway").Reaches.Select(d => d.ToString()));
+        Assert.Empty(set.For("tracker").Reaches);
         Assert.All(set.All.SelectMany(m => m.Reaches), d => Assert.False(string.IsNullOrWhiteSpace(d.Why)));
     }
 
     [Theory]
     [InlineData("{", "not valid JSON")]
     [InlineData("[]", "must be a JSON object")]
-    [InlineData("""{"role": "tracker", "reaches": []}""", "unknown role 'tracker'")]
+    [InlineData("""{"role": "scheduler", "reaches": []}""", "unknown role 'scheduler'")]
     [InlineData("""{"reaches": []}""", "'role' is required")]
     [InlineData("""{"role": "node"}""", "'reaches' must be an array")]
     [InlineData("""{"role": "node", "reaches": [{"role": "dns", "port": "rpc", "why": "x"}]}""", "unknown role 'dns'")]

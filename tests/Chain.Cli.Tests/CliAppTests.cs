@@ -108,6 +108,7 @@ public class CliAppTests
         Assert.Equal(0, run.ExitCode);
         Assert.Contains("--nodes N", run.Out);
         Assert.Contains("--replicas R", run.Out);
+        Assert.Contains("--tracker-port P", run.Out);
     }
 
     [Fact]

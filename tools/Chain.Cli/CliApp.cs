@@ -136,6 +136,8 @@ public static class CliApp
     public const int UpDefaultChains = 64;
     /// <summary>The S3 gateway port of `chain up` (the usual local S3 port).</summary>
     public const int UpDefaultGatewayPort = 9000;
+    /// <summary>The distribution tier's tracker port of `chain up`.</summary>
+    public const int UpDefaultTrackerPort = 7500;
 
     private static async Task<int> UpAsync(ParsedCommand command, CliIo io)
     {
@@ -146,6 +148,7 @@ public static class CliApp
         int? zones = command.IntOption("zones", null, 1, nodes);
         long? maxObject = command.LongOption("max-object-bytes", 1, long.MaxValue);
         int gatewayPort = command.IntOption("gateway-port", UpDefaultGatewayPort, 0, 65535)!.Value;
+        int trackerPort = command.IntOption("tracker-port", UpDefaultTrackerPort, 0, 65535)!.Value;
         string data = Path.GetFullPath(command.Option("data") ?? "data");
         CancellationToken ct = io.Cancellation;
 
@@ -159,6 +162,7 @@ public static class CliApp
             MaxObjectBytes = maxObject,
             ZoneOf = zones is { } k ? LocalClusterOptions.RoundRobinZones(k) : null,
             Gateway = gatewayPort == 0 ? null : new LocalGatewayOptions { Port = gatewayPort, MaxObjectBytes = maxObject },
+            Tracker = trackerPort == 0 ? null : new LocalTrackerOptions { Port = trackerPort },
         };
         io.Out.WriteLine($"starting master + {nodes} node{(nodes == 1 ? "" : "s")} on ports {port}..{port + nodes} (data: {data})");
         io.Out.Flush();
@@ -200,6 +204,11 @@ public static class CliApp
                 if (cluster.Options.Gateway?.BuildCache == true)
                     io.Out.WriteLine($"build cache: {gateway.Address.ToString().TrimEnd('/')}{LocalGatewayOptions.BuildCachePrefix}  " +
                                      "(ccache remote_storage, Bazel --remote_cache, Gradle HttpBuildCache)");
+                io.Out.WriteLine();
+            }
+            if (cluster.Tracker is { } tracker)
+            {
+                io.Out.WriteLine($"tracker: {tracker.Address.ToString().TrimEnd('/')}  (distribution tier: peer agents announce here; log {tracker.LogPath})");
                 io.Out.WriteLine();
             }
             try

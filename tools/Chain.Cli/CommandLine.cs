@@ -63,7 +63,7 @@ public static class CommandLine
 
     public static readonly IReadOnlyDictionary<string, CommandSpec> Commands = new[]
     {
-        new CommandSpec("up", "[--nodes N] [--data DIR] [--port BASE] [--chains C] [--replicas R] [--zones K] [--gateway-port P]",
+        new CommandSpec("up", "[--nodes N] [--data DIR] [--port BASE] [--chains C] [--replicas R] [--zones K] [--gateway-port P] [--tracker-port P]",
             "run a local cluster (master + N nodes) in the foreground until Ctrl-C", 0, 0, new[]
             {
                 new OptionSpec("nodes", "N", "number of storage nodes (default 3)"),
@@ -74,6 +74,7 @@ public static class CommandLine
                 new OptionSpec("zones", "K", "put the nodes in zones z1..zK in turn; a chain's replicas go to distinct zones (default: no zones)"),
                 new OptionSpec("max-object-bytes", "BYTES", "largest object a node accepts (default: the server's)"),
                 new OptionSpec("gateway-port", "P", $"S3 gateway on 127.0.0.1:P with access key {Chain.Harness.LocalGatewayOptions.DevAccessKeyId} / secret {Chain.Harness.LocalGatewayOptions.DevSecretKey} (default {CliApp.UpDefaultGatewayPort}; 0: no gateway)"),
+                new OptionSpec("tracker-port", "P", $"distribution tier tracker on 127.0.0.1:P (default {CliApp.UpDefaultTrackerPort}; 0: no tracker)"),
             }),
         new CommandSpec("put", "BUCKET/KEY FILE [--if-absent | --if-version N]", "upload FILE as an object", 2, 2, new[]
         {
