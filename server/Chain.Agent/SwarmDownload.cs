@@ -210,6 +210,7 @@ public sealed class SwarmDownload
         var outcomes = new List<Outcome>();
         var running = new Dictionary<Task<Result>, Job>();
         var attempts = new int[chunks.Count];
+        int reannounced = 0; // NotFound answers in a row (bounded: a tracker that keeps forgetting is given up)
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         try
         {
@@ -226,6 +227,7 @@ public sealed class SwarmDownload
                     {
                         var response = await tracker.UnaryAsync(TrackerMethods.Exchange, exchange, TrackerCall(cancellationToken)).ConfigureAwait(false);
                         outcomes.Clear();
+                        reannounced = 0;
                         lastAnnounce.Restart();
                         Interlocked.Exchange(ref _retryAfterMs, response.RetryAfterMs);
                         foreach (var assignment in response.Assignments)
@@ -250,12 +252,22 @@ public sealed class SwarmDownload
                         if (outcomes.Count > 0)
                             wait = TimeSpan.Zero;
                     }
-                    catch (RpcException) when (!cancellationToken.IsCancellationRequested)
+                    catch (RpcException e) when (!cancellationToken.IsCancellationRequested)
                     {
-                        // The tier degrades, never blocks: the store serves what is missing.
-                        useTracker = false;
-                        UsedTrackerThroughout = false;
+                        // NotFound: the tracker lost this peer or swarm (lease expired, tracker restarted): announce again
+                        // (what is held goes with it) and carry on. Anything else: the tier degrades, never blocks — the
+                        // store serves what is missing.
                         outcomes.Clear();
+                        if (e.Status == StatusCode.NotFound && ++reannounced <= 3 && await TryAnnounceAsync(tracker, wants: true, cancellationToken).ConfigureAwait(false))
+                        {
+                            lastAnnounce.Restart();
+                            wait = TimeSpan.FromMilliseconds(10);
+                        }
+                        else
+                        {
+                            useTracker = false;
+                            UsedTrackerThroughout = false;
+                        }
                     }
                 }
                 if (!useTracker)
