@@ -13,7 +13,7 @@ namespace Chain.Tracker;
 /// Policy of <see cref="Exchange"/> (ARCHITECTURE.md, "Distribution tier"): chunks the peer lacks and is not
 /// already fetching, rarest first (holders + in flight; ties random); for each, a source: a live, not avoided,
 /// not backed-off holder with a free upload slot, same zone first, then fewest uploads in flight, then most upload
-/// bandwidth, then random. With no usable holder at all and nobody fetching the chunk, the store — at most
+/// bandwidth, then random (the best of the first <see cref="SourcesComparedMax"/> eligible ones). With no usable holder at all and nobody fetching the chunk, the store — at most
 /// <see cref="TrackerOptions.MaxStoreFetchesPerSwarm"/> at once per swarm, so the store's upload goes to distinct
 /// chunks and every other copy travels peer to peer. A chunk some holder has (busy) or someone is fetching is
 /// left for later: the peer is told to retry soon if it got nothing.
@@ -22,6 +22,9 @@ public sealed class TrackerState
 {
     /// <summary>Peers listed in one status answer at most (the counts stay exact).</summary>
     public const int StatusPeersMax = 4096;
+
+    /// <summary>Eligible sources compared for one chunk at most: the best of the first this many (bounds the work per call).</summary>
+    public const int SourcesComparedMax = 64;
 
     private readonly TrackerOptions _options;
     private readonly TimeProvider _time;
@@ -124,6 +127,7 @@ public sealed class TrackerState
             peer.Swarms.Add(swarm.Id, member);
         }
         member.Wants = request.Wants;
+        RefreshFree(peer);   // a new member, or a changed upload cap
         var have = new bool[swarm.Chunks.Length];
         foreach (uint index in request.Have)
             have[index] = true;
@@ -263,35 +267,63 @@ public sealed class TrackerState
 
     // ---------------------------------------------------------------- scheduling
 
-    /// <summary>The chunks the member lacks and is not fetching, rarest (holders + in flight) first, ties random.</summary>
-    private List<int> RarestFirst(Member member)
+    /// <summary>
+    /// The chunks the member lacks, is not fetching and could be assigned now, rarest (holders + in flight) first,
+    /// ties in random order. A counting sort by rarity and a shuffle within each rarity drawn lazily: O(chunks) per
+    /// call however few are taken.
+    /// </summary>
+    private IEnumerable<int> RarestFirst(Member member)
     {
         Swarm swarm = member.Swarm;
-        var keyed = new List<(int Rarity, int Tie, int Chunk)>();
+        var candidates = new List<(int Rarity, int Chunk)>();
+        int maxRarity = 0;
         for (int c = 0; c < swarm.Chunks.Length; c++)
         {
-            if (!member.Have[c] && !member.Downloads.ContainsKey(c))
-                keyed.Add((swarm.Holders[c].Count + swarm.InFlight[c], _random.Next(), c));
+            if (member.Have[c] || member.Downloads.ContainsKey(c))
+                continue;
+            if (swarm.Holders[c].Count == 0 && (swarm.InFlight[c] > 0 || swarm.StoreInFlight >= _options.MaxStoreFetchesPerSwarm))
+                continue;   // waits for the copy in flight, or for a store slot: cannot be assigned in this call
+            int rarity = swarm.Holders[c].Count + swarm.InFlight[c];
+            candidates.Add((rarity, c));
+            maxRarity = Math.Max(maxRarity, rarity);
         }
-        keyed.Sort();
-        return keyed.ConvertAll(k => k.Chunk);
+        var starts = new int[maxRarity + 2];
+        foreach ((int rarity, _) in candidates)
+            starts[rarity + 1]++;
+        for (int r = 1; r < starts.Length; r++)
+            starts[r] += starts[r - 1];
+        var order = new int[candidates.Count];
+        var next = (int[])starts.Clone();
+        foreach ((int rarity, int chunk) in candidates)
+            order[next[rarity]++] = chunk;
+        for (int r = 0; r <= maxRarity; r++)
+        {
+            int end = starts[r + 1];
+            for (int i = starts[r]; i < end; i++)
+            {
+                int j = _random.Next(i, end);
+                (order[i], order[j]) = (order[j], order[i]);
+                yield return order[i];
+            }
+        }
     }
 
     private Assignment? Assign(Member member, int chunk)
     {
         Swarm swarm = member.Swarm;
+        HashSet<Member> holders = swarm.Holders[chunk];
         long now = NowMs();
         Peer? source = null;
-        bool anyUsable = false;
         (int Zone, int Uploads, ulong NegBandwidth) best = default;
         int ties = 0;
-        foreach (Member holder in swarm.Holders[chunk])
+        int compared = 0;
+        // Scan the smaller of the chunk's holders and the swarm's members with a free upload slot: in a saturated
+        // flash crowd few are free, early on few hold the chunk; either way the scan stays short.
+        HashSet<Member> pool = swarm.FreeSources.Count < holders.Count ? swarm.FreeSources : holders;
+        foreach (Member candidate in pool)
         {
-            Peer p = holder.Peer;
-            if (p == member.Peer || _avoided.Contains(p.Id) || p.BackoffUntilMs > now)
-                continue;
-            anyUsable = true;
-            if (p.Uploads.Count >= Cap(p))
+            Peer p = candidate.Peer;
+            if (!candidate.Have[chunk] || !Usable(p, member.Peer, now) || p.Uploads.Count >= Cap(p))
                 continue;
             bool sameZone = member.Peer.Info.Zone.Length > 0 && member.Peer.Info.Zone == p.Info.Zone;
             ulong bandwidth = p.Info.UploadBytesPerSecond == 0 ? ulong.MaxValue : p.Info.UploadBytesPerSecond;
@@ -307,11 +339,14 @@ public sealed class TrackerState
             {
                 source = p;
             }
+            if (++compared >= SourcesComparedMax)
+                break;
         }
         if (source is null)
         {
             // The store only for a chunk no usable peer holds and nobody is fetching: its first copy (or a lost one).
-            if (anyUsable || swarm.InFlight[chunk] > 0 || swarm.StoreInFlight >= _options.MaxStoreFetchesPerSwarm)
+            if (swarm.InFlight[chunk] > 0 || swarm.StoreInFlight >= _options.MaxStoreFetchesPerSwarm
+                || holders.Any(h => Usable(h.Peer, member.Peer, now)))
                 return null;
         }
 
@@ -323,6 +358,7 @@ public sealed class TrackerState
         if (source is not null)
         {
             source.Uploads.Add(flight.Id, flight);
+            RefreshFree(source);
             wire.Source = new ChunkSource { Peer = source.Info.Clone() };
         }
         else
@@ -402,7 +438,14 @@ public sealed class TrackerState
             return;
         _avoidedOrder.Enqueue(peerId);
         while (_avoidedOrder.Count > _options.MaxAvoidedPeers)
-            _avoided.Remove(_avoidedOrder.Dequeue());
+        {
+            string forgotten = _avoidedOrder.Dequeue();
+            _avoided.Remove(forgotten);
+            if (_peers.TryGetValue(forgotten, out Peer? again))
+                RefreshFree(again);
+        }
+        if (_peers.TryGetValue(peerId, out Peer? avoided))
+            RefreshFree(avoided);
     }
 
     // ---------------------------------------------------------------- bookkeeping
@@ -431,9 +474,30 @@ public sealed class TrackerState
         a.Downloader.Downloads.Remove(a.Chunk);
         swarm.InFlight[a.Chunk]--;
         if (a.Source is null)
+        {
             swarm.StoreInFlight--;
+        }
         else
+        {
             a.Source.Uploads.Remove(a.Id);
+            RefreshFree(a.Source);
+        }
+    }
+
+    /// <summary>A peer that may be named as a source now (its upload slots aside).</summary>
+    private bool Usable(Peer p, Peer downloader, long now) => p != downloader && p.BackoffUntilMs <= now && !_avoided.Contains(p.Id);
+
+    /// <summary>Keeps <see cref="Swarm.FreeSources"/> exact for the peer: in it iff not avoided and below its upload cap.</summary>
+    private void RefreshFree(Peer p)
+    {
+        bool free = p.Uploads.Count < Cap(p) && !_avoided.Contains(p.Id);
+        foreach (Member m in p.Swarms.Values)
+        {
+            if (free)
+                m.Swarm.FreeSources.Add(m);
+            else
+                m.Swarm.FreeSources.Remove(m);
+        }
     }
 
     private void RemoveMember(Member member)
@@ -447,6 +511,7 @@ public sealed class TrackerState
         foreach (Flight a in member.Downloads.Values.ToList())
             Drop(a);
         swarm.Members.Remove(member.Peer.Id);
+        swarm.FreeSources.Remove(member);
         member.Peer.Swarms.Remove(swarm.Id);
         if (swarm.Members.Count == 0)
         {
@@ -544,6 +609,8 @@ public sealed class TrackerState
         public string Name { get; set; } = "";
         public Dictionary<string, Member> Members { get; } = new(StringComparer.Ordinal);
         public HashSet<Member>[] Holders { get; }
+        /// <summary>Members not avoided and below their upload cap (back-off is checked when scanning).</summary>
+        public HashSet<Member> FreeSources { get; } = new();
         public int[] InFlight { get; }
         public int[] StoreAssigned { get; }
         public int StoreInFlight { get; set; }

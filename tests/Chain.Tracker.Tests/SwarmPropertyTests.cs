@@ -56,25 +56,25 @@ public class SwarmPropertyTests(ITestOutputHelper output)
 
     /// <summary>
     /// Equal per-step upload budgets (every peer and the store upload one chunk per step, a transfer takes one step,
-    /// each peer downloads two at once): N = 8 peers, 32 chunks. The Kumar-Ross bound in steps is
-    /// max{C/u_s, C/d, N·C/(u_s + N·u)} = 32; everyone-from-the-store would need N·C/u_s = 256. The tracker's swarm
-    /// finishes within 1.5x of the bound (the remainder is the pipeline start, about log2 N steps, and slots that
-    /// idle for a step because a DONE is reported after another peer already asked).
+    /// each peer downloads two at once). The Kumar-Ross bound in steps is max{C/u_s, C/d, N·C/(u_s + N·u)} (32 for
+    /// 8 peers and 32 chunks, 64 for 16 and 64); everyone-from-the-store would need N·C/u_s (256, 1024). The tracker's
+    /// swarm finishes within 1.25x of the bound (a chunked schedule's ideal is C(1 + log2 N / C) steps: 35 and 68; the
+    /// rest is a pipeline that is not perfectly balanced).
     /// </summary>
     [Theory]
-    [InlineData(1)]
-    [InlineData(2)]
-    [InlineData(3)]
-    public void Swarm_finishes_near_the_bandwidth_bound(int seed)
+    [InlineData(8, 32, 1)]
+    [InlineData(8, 32, 2)]
+    [InlineData(8, 32, 3)]
+    [InlineData(16, 64, 4)]
+    public void Swarm_finishes_near_the_bandwidth_bound(int n, int chunks, int seed)
     {
-        const int n = 8, chunks = 32;
         var spec = new SimSpec(n, chunks, Enumerable.Repeat("", n).ToArray(), Enumerable.Repeat(1u, n).ToArray(),
             DownloadSlots: 2, MaxStoreFetches: 1, MaxTransferSteps: 1, SourceFailureRate: 0, Liars: [], Dying: [], Seed: seed);
         double bound = Math.Max(Math.Max(chunks / 1.0, chunks / 2.0), n * chunks / (1.0 + n));
         var sim = new SwarmSimulation(spec);
         int steps = sim.Run(10 * n * chunks);
-        output.WriteLine($"swarm {steps} steps, bound {bound}, ratio {steps / bound:F2}, everyone-from-store {n * chunks}");
+        output.WriteLine($"swarm of {n} peers, {chunks} chunks: {steps} steps, bound {bound:F1}, ratio {steps / bound:F2}, everyone-from-store {n * chunks}");
         Assert.True(sim.Done);
-        Assert.True(steps <= 1.5 * bound, $"{steps} steps, bound {bound}");
+        Assert.True(steps <= 1.25 * bound, $"{steps} steps, bound {bound}");
     }
 }

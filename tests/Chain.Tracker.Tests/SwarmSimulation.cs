@@ -96,6 +96,8 @@ internal sealed class SwarmSimulation
                 _transfers[p].Clear();
             }
         }
+        // Transfers end together: every peer reports what finished (want 0), then every peer asks for its free slots,
+        // as agents do (an outcome is sent when a transfer ends, not when the next question is due).
         foreach (int p in Enumerable.Range(0, _spec.Peers).OrderBy(_ => _random.Next()).ToList())
         {
             if (_dead[p])
@@ -106,8 +108,15 @@ internal sealed class SwarmSimulation
                 _transfers[p].Remove(t);
                 outcomes.Add(Finish(p, t));
             }
+            if (outcomes.Count > 0)
+                Assert.Empty(Tracker.Exchange(_swarmer.Exchange(Id(p), 0, outcomes.ToArray())).Assignments);
+        }
+        foreach (int p in Enumerable.Range(0, _spec.Peers).OrderBy(_ => _random.Next()).ToList())
+        {
+            if (_dead[p])
+                continue;
             int free = _spec.DownloadSlots - _transfers[p].Count;
-            ExchangeResponse response = Tracker.Exchange(_swarmer.Exchange(Id(p), _have[p].Count == _spec.Chunks ? 0u : (uint)free, outcomes.ToArray()));
+            ExchangeResponse response = Tracker.Exchange(_swarmer.Exchange(Id(p), _have[p].Count == _spec.Chunks ? 0u : (uint)free));
             Assert.True(response.Assignments.Count <= free, $"{response.Assignments.Count} assignments for {free} free slots");
             foreach (Assignment a in response.Assignments)
             {
