@@ -534,12 +534,28 @@ public sealed partial class ChainClient : IAsyncDisposable, IDisposable
     private async Task<ObjectInfo> GetCoreAsync(string bucket, string key, byte[] keyBytes, Stream destination, long offset, long? length,
         IProgress<long>? progress, CancellationToken cancellationToken)
     {
+        var meta = await GetRecordAsync(bucket, key, keyBytes, destination, offset, length, progress, metaOnly: false, cancellationToken).ConfigureAwait(false);
+        if (meta.Distributed)
+        {
+            // Budget for the chunk phase: each chunk fetch has its own retries; this bounds the whole.
+            await ReadDistributedAsync(bucket, key, meta, destination, offset, RangeEnd(meta, offset, length), progress, cancellationToken).ConfigureAwait(false);
+        }
+        return ToObjectInfo(meta, bucket, key);
+    }
+
+    /// <summary>
+    /// The object's record from its key's chain, with an inline object's bytes [offset, end) written to the destination
+    /// (verified); with <paramref name="metaOnly"/>, only the record (a distributed object's includes its chunk list).
+    /// </summary>
+    private async Task<ObjectMeta> GetRecordAsync(string bucket, string key, byte[] keyBytes, Stream destination, long offset, long? length,
+        IProgress<long>? progress, bool metaOnly, CancellationToken cancellationToken)
+    {
         var keyString = UnsafeByteOperations.UnsafeWrap(keyBytes);
         long start = destination.CanSeek ? destination.Position : 0;
         long written = 0; // bytes written to the destination by the latest attempt
         bool ranged = offset > 0 || length is not null;
 
-        var meta = await _retry.RunAsync("get", async (state, ct) =>
+        return await _retry.RunAsync("get", async (state, ct) =>
         {
             if (written > 0)
             {
@@ -583,7 +599,7 @@ public sealed partial class ChainClient : IAsyncDisposable, IDisposable
                         if (offset > (long)meta.Size)
                             throw new ChainArgumentException($"'{bucket}/{key}': offset {offset} is past the end of the {meta.Size}-byte object");
                         state.Deadline.ExtendTo(StreamBudget((long)Math.Min(meta.Size, long.MaxValue)));
-                        if (meta.Distributed || (ranged && length == 0))
+                        if (meta.Distributed || (ranged && length == 0) || metaOnly)
                             return meta; // a distributed object's chunks are fetched from their own chains below
                         break;
                     case GetResponse.PartOneofCase.Data:
@@ -616,12 +632,6 @@ public sealed partial class ChainClient : IAsyncDisposable, IDisposable
             }
             return meta;
         }, cancellationToken, bucket, key).ConfigureAwait(false);
-        if (meta.Distributed)
-        {
-            // Budget for the chunk phase: each chunk fetch has its own retries; this bounds the whole.
-            await ReadDistributedAsync(bucket, key, meta, destination, offset, RangeEnd(meta, offset, length), progress, cancellationToken).ConfigureAwait(false);
-        }
-        return ToObjectInfo(meta, bucket, key);
     }
 
     private static long RangeEnd(ObjectMeta meta, long offset, long? length)

@@ -14,7 +14,7 @@ using Microsoft.Extensions.Logging;
 namespace Chain.Server;
 
 /// <summary>
-/// The server executable: `master`, `node`, `gateway` or `tracker`. Prints one READY line on stdout when serving; logs to stderr;
+/// The server executable: `master`, `node`, `gateway`, `tracker` or `agent`. Prints one READY line on stdout when serving; logs to stderr;
 /// SIGTERM/SIGINT shut it down cleanly (exit 0).
 /// </summary>
 public static class Program
@@ -28,6 +28,9 @@ public static class Program
                                [--max-concurrent-requests N] [--exit-on-stdin-close]   (S3-compatible HTTP gateway; no --access-key: no authentication)
                                [--build-cache-prefix /_cache|none] [--build-cache-bucket B] [--build-cache-token T] [--build-cache-max-entry-bytes N]
                                (ccache / Bazel / Gradle HTTP caches under the prefix; the token, when given, is required as a bearer token)
+          Chain.Server agent --listen IP:PORT --master ADDR --cache-dir DIR --cache-bytes N [--tracker ADDR] [--advertise URL] [--upload-rate B/s]
+                               [--download-rate B/s] [--zone Z] [--max-uploads N] [--download-parallelism N] [--exit-on-stdin-close]
+                               [--unsafe-test-corrupt-uploads]   (distribution tier peer agent; the corrupt flag needs CHAIN_ALLOW_UNSAFE_TEST_BREAKS=1)
           Chain.Server tracker --listen HOST:PORT [--lease-ms N] [--max-store-fetches N] [--exit-on-stdin-close]
                                (the distribution tier's tracker: soft state only, no data directory)
           Chain.Server restore-master --backup DIR --data DIR [--addresses ID=URL,...]   (offline: a new master data directory from a backup)
@@ -97,6 +100,7 @@ public static class Program
                 "master" => await RunMasterAsync(flags, loggers, stop.Task),
                 "node" => await RunNodeAsync(flags, loggers, stop.Task),
                 "gateway" => await RunGatewayAsync(flags, loggers, stop.Task),
+                "agent" => await RunAgentAsync(flags, loggers, stop.Task),
                 "tracker" => await RunTrackerAsync(flags, loggers, stop.Task),
                 "restore-master" => await RestoreMasterAsync(flags),
                 "restore-node" => await RestoreNodeAsync(flags),
@@ -267,6 +271,54 @@ public static class Program
         return 0;
     }
 
+    private static async Task<int> RunAgentAsync(Dictionary<string, string> flags, ILoggerFactory loggers, Task stop)
+    {
+        var options = new Chain.Agent.PeerAgentOptions
+        {
+            Listen = ParseEndpoint(Required(flags, "listen")),
+            AdvertiseAddress = flags.TryGetValue("advertise", out string? advertise) ? ParseAddress(advertise, "advertise") : null,
+            Master = ParseAddress(Required(flags, "master"), "master"),
+            Tracker = flags.TryGetValue("tracker", out string? tracker) && tracker.Length > 0 ? ParseAddress(tracker, "tracker") : null,
+            CacheDirectory = Required(flags, "cache-dir"),
+            CacheBytes = OptionalLong(flags, "cache-bytes") ?? throw new ArgumentException("--cache-bytes is required"),
+            UploadBytesPerSecond = OptionalLong(flags, "upload-rate") ?? 0,
+            DownloadBytesPerSecond = OptionalLong(flags, "download-rate") ?? 0,
+            Zone = flags.GetValueOrDefault("zone", ""),
+            MaxUploads = OptionalInt(flags, "max-uploads") ?? 8,
+            DownloadParallelism = OptionalInt(flags, "download-parallelism") ?? 4,
+            UnsafeTestCorruptUploads = flags.ContainsKey("unsafe-test-corrupt-uploads"),
+        };
+        if (options.UnsafeTestCorruptUploads && Environment.GetEnvironmentVariable(AllowTestBreaksVariable) != "1")
+        {
+            Console.Error.WriteLine($"error: --unsafe-test-corrupt-uploads serves corrupt data and is refused unless {AllowTestBreaksVariable}=1 is set in the environment");
+            return 2;
+        }
+        await using var agent = await Chain.Agent.PeerAgent.StartAsync(options);
+        Console.Out.WriteLine($"READY agent {agent.Address.ToString().TrimEnd('/')} {agent.PeerId}");
+        Console.Out.Flush();
+        await stop;
+        loggers.CreateLogger("Chain.Server").LogInformation("agent shutting down");
+        await agent.StopAsync();
+        return 0;
+    }
+
+    /// <summary>"http://IP:PORT", or a bare "IP:PORT" (http is meant).</summary>
+    internal static Uri ParseAddress(string text, string flag)
+    {
+        if (text.StartsWith("http://", StringComparison.Ordinal) && Uri.TryCreate(text, UriKind.Absolute, out Uri? uri))
+            return uri;
+        if (IPEndPoint.TryParse(text, out IPEndPoint? ep) && ep.Port > 0)
+            return new Uri("http://" + ep);
+        throw new ArgumentException($"--{flag}: '{text}' is not http://IP:PORT or IP:PORT");
+    }
+
+    private static long? OptionalLong(Dictionary<string, string> flags, string name)
+    {
+        if (!flags.TryGetValue(name, out string? v))
+            return null;
+        return long.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out long n) ? n : throw new ArgumentException($"--{name} must be a number");
+    }
+
     private static async Task<int> RunTrackerAsync(Dictionary<string, string> flags, ILoggerFactory loggers, Task stop)
     {
         IPEndPoint listen = ParseEndpoint(Required(flags, "listen"));
@@ -373,7 +425,7 @@ public static class Program
         LoggerFactory = loggers,
     };
 
-    private static readonly HashSet<string> BooleanFlags = new(StringComparer.Ordinal) { "exit-on-stdin-close" };
+    private static readonly HashSet<string> BooleanFlags = new(StringComparer.Ordinal) { "exit-on-stdin-close", "unsafe-test-corrupt-uploads" };
 
     /// <summary>Flags that may be given several times; their values are kept one per line.</summary>
     private static readonly HashSet<string> RepeatableFlags = new(StringComparer.Ordinal) { "access-key", "anonymous-read" };

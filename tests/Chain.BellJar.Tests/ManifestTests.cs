@@ -12,13 +12,14 @@ public sealed class ManifestTests : IDisposable
     public void Dispose() => Directory.Delete(_directory, recursive: true);
 
     [Fact]
-    public void The_repository_manifests_declare_exactly_what_master_node_gateway_and_tracker_reach()
+    public void The_repository_manifests_declare_exactly_what_master_node_gateway_tracker_and_peer_reach()
     {
         ManifestSet set = ManifestSet.Load();
         Assert.Equal(new[] { "node:rpc" }, set.For("master").Reaches.Select(d => d.ToString()));
         Assert.Equal(new[] { "master:rpc", "node:rpc" }, set.For("node").Reaches.Select(d => d.ToString()));
         Assert.Equal(new[] { "master:rpc", "node:rpc" }, set.For("gateway").Reaches.Select(d => d.ToString()));
         Assert.Empty(set.For("tracker").Reaches);
+        Assert.Equal(new[] { "tracker:rpc", "master:rpc", "node:rpc", "peer:rpc" }, set.For("peer").Reaches.Select(d => d.ToString()));
         Assert.All(set.All.SelectMany(m => m.Reaches), d => Assert.False(string.IsNullOrWhiteSpace(d.Why)));
     }
 

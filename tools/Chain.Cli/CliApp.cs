@@ -41,6 +41,7 @@ public static class CliApp
                 "drill" => await DrillCommand.RunAsync(command, io).ConfigureAwait(false),
                 "backup" => await BackupAsync(command, io).ConfigureAwait(false),
                 "restore" => await RestoreAsync(command, io).ConfigureAwait(false),
+                "agent" => await AgentCommand.RunAsync(command, io).ConfigureAwait(false),
                 _ => throw new UsageException($"unknown command '{command.Name}'"),
             };
         }
@@ -283,6 +284,10 @@ public static class CliApp
         ObjectPath path = ObjectPath.Parse(command.Positionals[0], command.Name);
         string destination = command.Positionals[1];
         CancellationToken ct = io.Cancellation;
+        if (command.Flag("p2p"))
+            return await AgentCommand.GetAsync(command, io, path, destination).ConfigureAwait(false);
+        if (command.Option("agent") is not null)
+            throw new UsageException("--agent goes with --p2p", command.Name);
 
         if (destination == "-")
         {

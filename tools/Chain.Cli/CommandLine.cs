@@ -82,7 +82,24 @@ public static class CommandLine
             new OptionSpec("if-absent", "", $"only create: fail (exit {CliApp.PreconditionFailed}) if the object exists", Flag: true),
             new OptionSpec("if-version", "N", $"only replace version N: fail (exit {CliApp.PreconditionFailed}) if the object is missing or has another version"),
         }),
-        new CommandSpec("get", "BUCKET/KEY FILE", "download an object to FILE ('-' = standard output)", 2, 2, Array.Empty<OptionSpec>()),
+        new CommandSpec("get", "BUCKET/KEY FILE [--p2p [--agent ADDR]]", "download an object to FILE ('-' = standard output)", 2, 2, new[]
+        {
+            new OptionSpec("p2p", "", "through the local peer agent (distribution tier): chunks from peers or the store, as the tracker directs", Flag: true),
+            new OptionSpec("agent", "ADDR", $"the agent's address for --p2p (default {AgentCommand.DefaultAgent})"),
+        }),
+        new CommandSpec("agent", "[status] [--listen IP:PORT] [--tracker ADDR|none] [--cache-dir DIR] [--cache-bytes N]",
+            "run a peer agent of the distribution tier in the foreground (chain get --p2p goes through it); 'agent status': what its downloads wait on", 0, 1, new[]
+            {
+                new OptionSpec("listen", "IP:PORT", $"where the agent serves peers and local clients (default {AgentCommand.DefaultAgent})"),
+                new OptionSpec("tracker", "ADDR", $"the tracker (default {AgentCommand.DefaultTracker}, chain up's; none: store only)"),
+                new OptionSpec("cache-dir", "DIR", "chunk cache directory, kept between runs (default ./agent-cache)"),
+                new OptionSpec("cache-bytes", "N", "cache capacity in bytes, LRU eviction (default 1 GiB)"),
+                new OptionSpec("upload-rate", "B/s", "upload cap in bytes per second (default 0: unlimited)"),
+                new OptionSpec("download-rate", "B/s", "download cap in bytes per second (default 0: unlimited)"),
+                new OptionSpec("zone", "Z", "zone label the tracker prefers peers by"),
+                new OptionSpec("max-uploads", "N", "concurrent chunk uploads served (default 8)"),
+                new OptionSpec("agent", "ADDR", $"agent status: the agent's address (default {AgentCommand.DefaultAgent})"),
+            }),
         new CommandSpec("rm", "BUCKET/KEY [--if-version N]", "delete an object", 1, 1, new[]
         {
             new OptionSpec("if-version", "N", $"only delete version N: fail (exit {CliApp.PreconditionFailed}) if the object has another version"),

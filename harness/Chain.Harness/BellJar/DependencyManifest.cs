@@ -8,7 +8,7 @@ public sealed class ManifestException : Exception
     public ManifestException(string message, Exception? inner = null) : base(message, inner) { }
 }
 
-/// <summary>The roles BellJar knows and the named ports each listens on (the peer agent comes with the rest of issue 8).</summary>
+/// <summary>The roles BellJar knows and the named ports each listens on (`peer`: the distribution tier's agent, whose rpc port serves Peer and Agent).</summary>
 public static class RoleCatalog
 {
     /// <summary>The one port every server role listens on: its gRPC endpoint (<c>--listen</c>).</summary>
@@ -24,6 +24,7 @@ public static class RoleCatalog
             ["node"] = new[] { RpcPort },
             ["gateway"] = new[] { HttpPort },
             ["tracker"] = new[] { RpcPort },
+            ["peer"] = new[] { RpcPort },
         };
 
     public static string KnownRoles => string.Join(", ", Ports.Keys.Order(StringComparer.Ordinal));
