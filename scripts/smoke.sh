@@ -137,14 +137,22 @@ code=$?
 set -e
 [ "$code" -eq 2 ] || fail "a usage error exited $code, expected 2"
 
-log "stopping the cluster (SIGINT)"
-kill -INT "$UP_PID"
-wait_gone "$UP_PID" 60 || fail "'chain up' did not stop within 60 s of SIGINT"
+# Ctrl-C is SIGINT. A shell started with SIGINT ignored (e.g. under nohup or as a background job of a
+# non-interactive shell) passes the ignore on to every child, which can then never see it: use SIGTERM, which
+# 'chain up' handles the same way, and say so.
+STOP_SIGNAL=INT
+if (( 0x$(awk '/^SigIgn:/ { print $2 }' /proc/$$/status) & 2 )); then
+    STOP_SIGNAL=TERM
+    log "SIGINT is ignored in this environment; stopping with SIGTERM instead"
+fi
+log "stopping the cluster (SIG$STOP_SIGNAL)"
+kill -"$STOP_SIGNAL" "$UP_PID"
+wait_gone "$UP_PID" 60 || fail "'chain up' did not stop within 60 s of SIG$STOP_SIGNAL"
 set +e
 wait "$UP_PID"
 code=$?
 set -e
 UP_PID=""
-[ "$code" -eq 0 ] || fail "'chain up' exited with $code after SIGINT"
+[ "$code" -eq 0 ] || fail "'chain up' exited with $code after SIG$STOP_SIGNAL"
 grep -q "stopped" "$UP_LOG" || fail "'chain up' did not report a clean stop"
 log "OK"
