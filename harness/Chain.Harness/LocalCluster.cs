@@ -202,7 +202,9 @@ public sealed class LocalCluster : IAsyncDisposable
             }
             if (options.Tracker is { } tracker)
             {
-                cluster.Tracker = TrackerProcess(tracker, root, dotnet, serverDll);
+                // In one shared namespace the tracker listens on the namespace's address, on the port after the nodes'.
+                cluster.Tracker = TrackerProcess(tracker, root, dotnet, serverDll,
+                    shared is null ? null : (shared.Address.ToString(), ports[^1] + 1, shared.Launcher));
                 await cluster.Tracker.StartAsync(Remaining(deadline), ct).ConfigureAwait(false);
             }
             return cluster;
@@ -233,15 +235,18 @@ public sealed class LocalCluster : IAsyncDisposable
         return new ServerProcess("gateway", null, port, Path.Combine(root, "gateway"), Path.Combine(root, "gateway.log"), dotnet, serverDll, args);
     }
 
-    private static ServerProcess TrackerProcess(LocalTrackerOptions tracker, string root, string dotnet, string serverDll)
+    private static ServerProcess TrackerProcess(LocalTrackerOptions tracker, string root, string dotnet, string serverDll,
+        (string Host, int Port, IReadOnlyList<string> Launcher)? shared)
     {
-        int port = tracker.Port == 0 ? PortAllocator.FreePorts(1)[0] : tracker.Port;
-        var args = new List<string> { "tracker", "--listen", $"127.0.0.1:{port}", "--exit-on-stdin-close" };
+        string host = shared?.Host ?? "127.0.0.1";
+        int port = tracker.Port != 0 ? tracker.Port : shared?.Port ?? PortAllocator.FreePorts(1)[0];
+        var args = new List<string> { "tracker", "--listen", $"{host}:{port}", "--exit-on-stdin-close" };
         if (tracker.LeaseMs is { } lease)
             args.AddRange(new[] { "--lease-ms", lease.ToString(CultureInfo.InvariantCulture) });
         if (tracker.MaxStoreFetches is { } fetches)
             args.AddRange(new[] { "--max-store-fetches", fetches.ToString(CultureInfo.InvariantCulture) });
-        return new ServerProcess("tracker", null, port, Path.Combine(root, "tracker"), Path.Combine(root, "tracker.log"), dotnet, serverDll, args);
+        return new ServerProcess("tracker", null, port, Path.Combine(root, "tracker"), Path.Combine(root, "tracker.log"), dotnet, serverDll, args,
+            shared?.Host ?? "127.0.0.1", shared?.Launcher);
     }
 
     /// <summary>Unmounts the tmpfs data directories and removes the namespaces (best effort, after the processes are gone).</summary>

@@ -14,7 +14,6 @@ namespace Chain.Agent;
 /// </summary>
 internal sealed class AgentService(PeerAgent agent)
 {
-    private const int DataFrameBytes = 1024 * 1024;
     private static readonly TimeSpan ProgressInterval = TimeSpan.FromMilliseconds(250);
 
     public void Register(RpcServiceRegistry registry)
@@ -71,28 +70,8 @@ internal sealed class AgentService(PeerAgent agent)
         await writer.WriteAsync(new FetchResponse { Progress = download.Progress() }, ct).ConfigureAwait(false);
         await writer.WriteAsync(new FetchResponse { Meta = MetaOf(download.Layout) }, ct).ConfigureAwait(false);
 
-        using var whole = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var buffer = new byte[DataFrameBytes];
-        foreach (var chunk in download.Layout.Chunks)
-        {
-            // Pinned by the lease; read through a pin of its own as well, so a bug there cannot serve a half-evicted file.
-            using var pin = agent.Cache.Pin(chunk.Sha256Hex)
-                ?? throw new RpcException(StatusCode.Unavailable, $"chunk {chunk.Sha256Hex} of {download.ObjectName} left the cache during assembly");
-            await using var file = agent.Cache.OpenRead(chunk.Sha256Hex);
-            long left = chunk.Size;
-            while (left > 0)
-            {
-                int read = await file.ReadAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, left)), ct).ConfigureAwait(false);
-                if (read == 0)
-                    throw new RpcException(StatusCode.DataLoss, $"cached chunk {chunk.Sha256Hex} is shorter than {chunk.Size} bytes");
-                whole.AppendData(buffer, 0, read);
-                await writer.WriteAsync(new FetchResponse { Data = ByteString.CopyFrom(buffer, 0, read) }, ct).ConfigureAwait(false);
-                left -= read;
-            }
-        }
-        string digest = Convert.ToHexStringLower(whole.GetHashAndReset());
-        if (digest != download.Layout.Info.Sha256Hex)
-            throw new RpcException(StatusCode.DataLoss, $"{download.ObjectName}: assembled SHA-256 {digest}, expected {download.Layout.Info.Sha256Hex}");
+        await agent.CopyObjectAsync(download, (data, token) => writer.WriteAsync(new FetchResponse { Data = ByteString.CopyFrom(data.Span) }, token).AsTask(), ct)
+            .ConfigureAwait(false);
     }
 
     private static ObjectMeta MetaOf(ObjectLayout layout)

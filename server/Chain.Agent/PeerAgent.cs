@@ -15,6 +15,9 @@ namespace Chain.Agent;
 /// </summary>
 public sealed class PeerAgent : IAsyncDisposable
 {
+    /// <summary>Bytes per read and per sink call of <see cref="CopyObjectAsync"/>.</summary>
+    private const int CopyFrameBytes = 1024 * 1024;
+
     private const string PeerIdFile = "peer-id";
 
     private readonly CancellationTokenSource _stop = new();
@@ -119,6 +122,37 @@ public sealed class PeerAgent : IAsyncDisposable
         {
             _startGate.Release();
         }
+    }
+
+    /// <summary>
+    /// Hands a completed download's bytes to <paramref name="sink"/> in order, out of the cache (each chunk pinned while
+    /// read), and checks the whole object's SHA-256 at the end: the caller must discard what it received if this throws.
+    /// </summary>
+    public async Task CopyObjectAsync(SwarmDownload download, Func<ReadOnlyMemory<byte>, CancellationToken, Task> sink, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(download);
+        ArgumentNullException.ThrowIfNull(sink);
+        using var whole = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var buffer = new byte[CopyFrameBytes];
+        foreach (var chunk in download.Layout.Chunks)
+        {
+            using var pin = Cache.Pin(chunk.Sha256Hex)
+                ?? throw new RpcException(StatusCode.Unavailable, $"chunk {chunk.Sha256Hex} of {download.ObjectName} left the cache during assembly");
+            await using var file = Cache.OpenRead(chunk.Sha256Hex);
+            long left = chunk.Size;
+            while (left > 0)
+            {
+                int read = await file.ReadAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, left)), ct).ConfigureAwait(false);
+                if (read == 0)
+                    throw new RpcException(StatusCode.DataLoss, $"cached chunk {chunk.Sha256Hex} is shorter than {chunk.Size} bytes");
+                whole.AppendData(buffer, 0, read);
+                await sink(buffer.AsMemory(0, read), ct).ConfigureAwait(false);
+                left -= read;
+            }
+        }
+        string digest = Convert.ToHexStringLower(whole.GetHashAndReset());
+        if (digest != download.Layout.Info.Sha256Hex)
+            throw new RpcException(StatusCode.DataLoss, $"{download.ObjectName}: assembled SHA-256 {digest}, expected {download.Layout.Info.Sha256Hex}");
     }
 
     public AgentStatusResponse Status()

@@ -38,7 +38,7 @@ public static class BenchRun
     {
         DistBenchOptions.Store => new StoreWay(options.Nodes),
         DistBenchOptions.BitTorrent => new BitTorrentWay(),
-        DistBenchOptions.ChainP2P => new ChainP2PWay(),
+        DistBenchOptions.ChainP2P => new ChainP2PWay(options.Nodes),
         _ => throw new ArgumentException($"unknown way '{name}'", nameof(name)),
     };
 

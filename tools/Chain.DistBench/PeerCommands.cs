@@ -16,8 +16,9 @@ internal static class PeerCommands
     public const string Fetch = "_fetch";
     public const string Receive = "_recv";
     public const string Send = "_send";
+    public const string P2P = "_p2p";
 
-    public static bool Handles(IReadOnlyList<string> args) => args.Count > 0 && args[0] is Fetch or Receive or Send;
+    public static bool Handles(IReadOnlyList<string> args) => args.Count > 0 && args[0] is Fetch or Receive or Send or P2P;
 
     /// <summary>The command line that runs this program with <paramref name="arguments"/> (the dll under dotnet, or the apphost).</summary>
     public static IReadOnlyList<string> Self(params string[] arguments)
@@ -38,6 +39,9 @@ internal static class PeerCommands
                 case Fetch:
                     await FetchAsync(new Uri(flags["--master"]), flags["--bucket"], flags["--key"], flags["--warmup"], flags["--out"],
                         TimeSpan.FromSeconds(double.Parse(flags["--seconds"], CultureInfo.InvariantCulture))).ConfigureAwait(false);
+                    break;
+                case P2P:
+                    await P2PAsync(flags).ConfigureAwait(false);
                     break;
                 case Receive:
                     await ReceiveAsync(IPEndPoint.Parse(flags["--listen"])).ConfigureAwait(false);
@@ -74,6 +78,42 @@ internal static class PeerCommands
             await client.GetAsync(bucket, key, file).ConfigureAwait(false);
         }
         Console.WriteLine("DONE");
+    }
+
+    /// <summary>
+    /// A peer agent (library mode) in this peer's namespace, listening on its address: warms up (downloads the small object
+    /// through the swarm), says READY, waits for GO, downloads through the tracker-directed swarm, writes the
+    /// verified object to the output file, says DONE with where the bytes came from — and keeps serving its cached
+    /// chunks to the other peers until told STOP (or stdin closes).
+    /// </summary>
+    private static async Task P2PAsync(Dictionary<string, string> flags)
+    {
+        var listen = IPEndPoint.Parse(flags["--listen"]);
+        await using var agent = await Chain.Agent.PeerAgent.StartAsync(new Chain.Agent.PeerAgentOptions
+        {
+            Listen = listen,
+            AdvertiseAddress = new Uri($"http://{listen}"),
+            Master = new Uri(flags["--master"]),
+            Tracker = new Uri(flags["--tracker"]),
+            CacheDirectory = flags["--cache"],
+            CacheBytes = long.Parse(flags["--cache-bytes"], CultureInfo.InvariantCulture),
+            ChunkTimeout = TimeSpan.FromSeconds(double.Parse(flags["--seconds"], CultureInfo.InvariantCulture)),
+        }).ConfigureAwait(false);
+        var warmup = await agent.DownloadAsync(flags["--bucket"], flags["--warmup"]).ConfigureAwait(false);
+        await warmup.Completion.ConfigureAwait(false);
+        Console.WriteLine("READY");
+        if (await Console.In.ReadLineAsync().ConfigureAwait(false) is null)
+            throw new InvalidOperationException("stdin closed before the start signal");
+        var download = await agent.DownloadAsync(flags["--bucket"], flags["--key"]).ConfigureAwait(false);
+        using (download.Lease())
+        {
+            await download.Completion.ConfigureAwait(false);
+            await using var file = new FileStream(flags["--out"], FileMode.Create, FileAccess.Write, FileShare.Read, 1 << 20, useAsync: true);
+            await agent.CopyObjectAsync(download, (data, ct) => file.WriteAsync(data, ct).AsTask(), CancellationToken.None).ConfigureAwait(false);
+        }
+        Console.WriteLine(FormattableString.Invariant(
+            $"DONE peers={download.BytesFromPeers} store={download.BytesFromStore} refetched={download.RefetchedAfterVerification}"));
+        await Console.In.ReadLineAsync().ConfigureAwait(false); // STOP, or end of input: stop seeding
     }
 
     /// <summary>Accepts one connection, reads it to the end; prints the bytes and the nanoseconds from the first byte to the end.</summary>

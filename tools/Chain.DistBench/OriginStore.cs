@@ -1,0 +1,61 @@
+using Chain.Client;
+using Chain.Harness;
+
+namespace Chain.DistBench;
+
+/// <summary>
+/// The Chain cluster at the origin: master and nodes (and the tracker, when asked for) inside the origin's namespace, so
+/// every byte a peer reads from the store leaves through the origin's one shaped link. Holds the benchmark's object
+/// (stored in chunks of <c>chunkBytes</c>) and a small warm-up object.
+/// </summary>
+internal sealed class OriginStore : IAsyncDisposable
+{
+    public const string Bucket = "distbench";
+    public const string WarmupKey = "warmup";
+
+    private OriginStore(LocalCluster cluster, string key)
+    {
+        Cluster = cluster;
+        Key = key;
+    }
+
+    public LocalCluster Cluster { get; }
+
+    public string Key { get; }
+
+    public static async Task<OriginStore> StartAsync(WayContext context, int nodes, bool tracker, int? chunkBytes, CancellationToken ct)
+    {
+        var cluster = await LocalCluster.StartAsync(new LocalClusterOptions
+        {
+            Nodes = nodes,
+            DataDirectory = Path.Combine(context.WorkDirectory, tracker ? "cluster-p2p" : "cluster"),
+            DeleteDataOnDispose = true,
+            Network = ClusterNetwork.SharedNamespace,
+            SharedNamespace = new SharedNamespacePlacement(context.OriginLauncher, context.OriginAddress),
+            MaxObjectBytes = Math.Max(context.SizeBytes, 64L << 20),
+            Tracker = tracker ? new LocalTrackerOptions() : null,
+        }, ct).ConfigureAwait(false);
+        try
+        {
+            string key = context.ObjectName;
+            var clientOptions = new ChainClientOptions { Master = cluster.MasterAddress };
+            if (chunkBytes is { } chunk)
+                clientOptions = clientOptions with { ChunkBytes = chunk };
+            await using var client = new ChainClient(clientOptions);
+            await client.CreateBucketAsync(Bucket, ct).ConfigureAwait(false);
+            await using (var source = new FileStream(context.SourceFile, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20, useAsync: true))
+            {
+                await client.PutAsync(Bucket, key, source, cancellationToken: ct).ConfigureAwait(false);
+            }
+            await client.PutAsync(Bucket, WarmupKey, new byte[64 * 1024], cancellationToken: ct).ConfigureAwait(false);
+            return new OriginStore(cluster, key);
+        }
+        catch
+        {
+            await cluster.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    public ValueTask DisposeAsync() => Cluster.DisposeAsync();
+}
