@@ -160,8 +160,8 @@ public sealed class LocalClusterOptions
             throw new ArgumentException("a gateway is started only on a loopback cluster", nameof(Gateway));
         if (Gateway is { } gateway && gateway.AccessKeys.Any(k => k.Key.Length == 0 || k.Value.Length == 0 || k.Key.Contains(':')))
             throw new ArgumentException("gateway access keys need an id without ':' and a secret", nameof(Gateway));
-        if (Tracker is not null && Network != ClusterNetwork.Loopback)
-            throw new ArgumentException("a tracker is started only on a loopback cluster", nameof(Tracker));
+        if (Tracker is not null && Network is not (ClusterNetwork.Loopback or ClusterNetwork.SharedNamespace))
+            throw new ArgumentException("a tracker is started only on a loopback cluster or in the cluster's shared namespace", nameof(Tracker));
         if (Tracker is { } tracker && (tracker.Port is < 0 or > 65535 || tracker.LeaseMs is < 100 || tracker.MaxStoreFetches is < 1))
             throw new ArgumentException("tracker: port 0-65535, lease at least 100 ms, max store fetches at least 1", nameof(Tracker));
         if (StartTimeout <= TimeSpan.Zero)

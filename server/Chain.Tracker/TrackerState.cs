@@ -348,6 +348,10 @@ public sealed class TrackerState
             if (swarm.InFlight[chunk] > 0 || swarm.StoreInFlight >= _options.MaxStoreFetchesPerSwarm
                 || holders.Any(h => Usable(h.Peer, member.Peer, now)))
                 return null;
+            // The store's first copies go to different peers, so that they can trade them at once: each wanting member
+            // gets its share of the store slots (at most StoreFetchesPerPeerMax), never all of them.
+            if (member.Downloads.Values.Count(f => f.Source is null) >= StoreShare(swarm))
+                return null;
         }
 
         var flight = new Flight(_nextAssignmentId++, member, chunk, source, now);
@@ -368,6 +372,13 @@ public sealed class TrackerState
             wire.Source = new ChunkSource { StoreChainId = swarm.Chunks[chunk].ChainId };
         }
         return wire;
+    }
+
+    /// <summary>Store fetches one member may have in flight: the swarm's store slots split over its wanting members.</summary>
+    private int StoreShare(Swarm swarm)
+    {
+        int wanting = swarm.Members.Values.Count(m => m.Wants && m.HaveCount < swarm.Chunks.Length);
+        return Math.Clamp(_options.MaxStoreFetchesPerSwarm / Math.Max(1, wanting), 1, StoreFetchesPerPeerMax);
     }
 
     private void Apply(Member member, Outcome outcome)
@@ -588,6 +599,9 @@ public sealed class TrackerState
         public Dictionary<ulong, Flight> Uploads { get; } = new();
         public Dictionary<string, Member> Swarms { get; } = new(StringComparer.Ordinal);
     }
+
+    /// <summary>Store fetches one member may have in flight even when it is the only one wanting (see <see cref="StoreShare"/>).</summary>
+    private const int StoreFetchesPerPeerMax = 2;
 
     private sealed class Swarm
     {

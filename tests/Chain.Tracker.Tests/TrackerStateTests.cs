@@ -112,23 +112,39 @@ public class TrackerStateTests
     }
 
     [Fact]
-    public void Store_fetches_per_swarm_are_bounded()
+    public void Store_fetches_per_swarm_are_bounded_and_shared_out_over_the_wanting_peers()
     {
         var s = new Swarmer(20);
-        TrackerState t = State(new TrackerOptions { Seed = 1, MaxStoreFetchesPerSwarm = 3 });
+        TrackerState t = State(new TrackerOptions { Seed = 1, MaxStoreFetchesPerSwarm = 2 });
         t.Announce(s.Announce(Swarmer.Peer("d1")));
         t.Announce(s.Announce(Swarmer.Peer("d2")));
+        t.Announce(s.Announce(Swarmer.Peer("d3")));
 
-        ExchangeResponse first = t.Exchange(s.Exchange("d1", 2));
+        ExchangeResponse first = t.Exchange(s.Exchange("d1", 10));
         ExchangeResponse second = t.Exchange(s.Exchange("d2", 10));
-        ExchangeResponse third = t.Exchange(s.Exchange("d1", 10));
+        ExchangeResponse third = t.Exchange(s.Exchange("d3", 10));
+        ExchangeResponse again = t.Exchange(s.Exchange("d1", 10));
 
-        Assert.Equal(2, first.Assignments.Count);
+        // Two store slots over three wanting peers: one each for the first two (not both to d1, who asked for ten),
+        // then none until a fetch ends.
+        Assert.Single(first.Assignments);
         Assert.Single(second.Assignments);
         Assert.Empty(third.Assignments);
         Assert.True(third.RetryAfterMs > 0);
+        Assert.Empty(again.Assignments);
         // Distinct chunks: the store's upload is never spent twice on one chunk.
-        Assert.Equal(3, first.Assignments.Concat(second.Assignments).Select(a => a.Chunk).Distinct().Count());
+        Assert.Equal(2, first.Assignments.Concat(second.Assignments).Select(a => a.Chunk).Distinct().Count());
+    }
+
+    [Fact]
+    public void A_lone_downloader_gets_at_most_two_store_fetches_at_once()
+    {
+        var s = new Swarmer(20);
+        TrackerState t = State(new TrackerOptions { Seed = 1, MaxStoreFetchesPerSwarm = 8 });
+        t.Announce(s.Announce(Swarmer.Peer("d")));
+
+        Assert.Equal(2, t.Exchange(s.Exchange("d", 10)).Assignments.Count);
+        Assert.Empty(t.Exchange(s.Exchange("d", 10)).Assignments);
     }
 
     [Fact]

@@ -13,6 +13,9 @@ internal sealed class OriginStore : IAsyncDisposable
     public const string Bucket = "distbench";
     public const string WarmupKey = "warmup";
 
+    /// <summary>The first port of the tier's cluster (master, nodes, then the tracker), clear of the store way's 7400+.</summary>
+    private const int P2PBasePort = 7450;
+
     private OriginStore(LocalCluster cluster, string key)
     {
         Cluster = cluster;
@@ -34,6 +37,8 @@ internal sealed class OriginStore : IAsyncDisposable
             SharedNamespace = new SharedNamespacePlacement(context.OriginLauncher, context.OriginAddress),
             MaxObjectBytes = Math.Max(context.SizeBytes, 64L << 20),
             Tracker = tracker ? new LocalTrackerOptions() : null,
+            // Every way's cluster runs in the origin's namespace at once: each on its own ports.
+            BasePort = tracker ? P2PBasePort : LocalCluster.NamespacePort,
         }, ct).ConfigureAwait(false);
         try
         {
