@@ -112,6 +112,28 @@ public class TestBreakTests
         }, new CallOptions { Timeout = TimeSpan.FromSeconds(5) });
     }
 
+    /// <summary>
+    /// Waits (at most 30 s) until the node holds a read lease, i.e. until a direct stat of an existing key stops
+    /// answering Unavailable. A node gets its lease from a heartbeat that carries the master's current configuration
+    /// version, so just after the cluster formed or a bucket was created it may briefly hold none.
+    /// </summary>
+    internal static async Task WaitForReadLeaseAsync(LocalCluster cluster, int nodeIndex, ulong epoch, string existingKey)
+    {
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                await StatAtAsync(cluster, nodeIndex, epoch, existingKey);
+                return;
+            }
+            catch (RpcException e) when (e.Status == StatusCode.Unavailable && clock.Elapsed < TimeSpan.FromSeconds(30))
+            {
+                await Task.Delay(50);
+            }
+        }
+    }
+
     internal static async Task<ReplicaStateResponse> ReplicaStateAsync(LocalCluster cluster, int nodeIndex)
     {
         using var channel = new RpcChannel(cluster.Nodes[nodeIndex].Address);
@@ -141,6 +163,7 @@ public sealed class BrokenClusterTests() : LocalClusterTest("breaks-on")
         await client.PutAsync(TestBreakTests.Bucket, "warm", Encoding.UTF8.GetBytes("before"));
         (int head, ulong epoch) = await TestBreakTests.MemberAsync(Cluster, client, 0);
         (int tail, _) = await TestBreakTests.MemberAsync(Cluster, client, -1);
+        await TestBreakTests.WaitForReadLeaseAsync(Cluster, head, epoch, "warm");
 
         Cluster.SuspendNode(tail);
         try
@@ -192,6 +215,7 @@ public sealed class HealthyClusterBreakControlTests() : LocalClusterTest("breaks
         (int tail, _) = await TestBreakTests.MemberAsync(Cluster, client, -1);
 
         // CRAQ: the head answers for an object it holds clean (acknowledged by the whole chain).
+        await TestBreakTests.WaitForReadLeaseAsync(Cluster, head, epoch, "warm");
         Assert.Equal(warm.Version, (await TestBreakTests.StatAtAsync(Cluster, head, epoch, "warm")).Meta.Version);
 
         Cluster.SuspendNode(tail);
