@@ -6,8 +6,8 @@ namespace Chain.Agent;
 public sealed class CacheFullException(string message) : Exception(message);
 
 /// <summary>
-/// A directory of verified chunks, each a file named by its hex SHA-256 (written to a temporary file, fsynced, then
-/// renamed, so a crash never leaves a partial chunk under a real name). The index is rebuilt at start: every file's
+/// A directory of verified chunks, each a file named by its hex SHA-256 (written to a temporary file, then renamed;
+/// not fsynced: a cache needs no durability, and a file damaged by a crash is caught at the next start). The index is rebuilt at start: every file's
 /// digest is checked again and damaged or stray files are deleted. Holds at most <see cref="CapacityBytes"/> bytes:
 /// room is made by evicting the least recently used unpinned chunks (by bytes, never by age); a chunk that cannot fit
 /// is refused, never stored over the cap. Pinned chunks (being served or assembled) are never evicted. Thread-safe.
@@ -104,10 +104,17 @@ public sealed class ChunkCache
     /// Stores a chunk after checking it against <paramref name="sha256"/> (false: the data does not match; nothing is
     /// stored). Already held: only marks it used. <see cref="CacheFullException"/> when it cannot fit.
     /// </summary>
-    public async Task<bool> PutAsync(ReadOnlyMemory<byte> sha256, ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default)
+    public Task<bool> PutAsync(ReadOnlyMemory<byte> sha256, ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default)
     {
         if (!SHA256.HashData(data.Span).AsSpan().SequenceEqual(sha256.Span))
-            return false;
+            return Task.FromResult(false);
+        PutVerified(sha256, data, cancellationToken);
+        return Task.FromResult(true);
+    }
+
+    /// <summary>Stores a chunk the caller has just checked against <paramref name="sha256"/> (a download verifies before it caches).</summary>
+    internal void PutVerified(ReadOnlyMemory<byte> sha256, ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default)
+    {
         string hex = Convert.ToHexStringLower(sha256.Span);
         List<string> evicted;
         lock (_gate)
@@ -115,7 +122,7 @@ public sealed class ChunkCache
             if (_entries.TryGetValue(hex, out var held))
             {
                 Touch(held);
-                return true;
+                return;
             }
             long evictable = _lru.Where(e => e.Pins == 0).Sum(e => e.Size);
             if (_used - evictable + _reserved + data.Length > CapacityBytes)
@@ -131,12 +138,12 @@ public sealed class ChunkCache
         {
             string final = PathOf(hex);
             string temp = final + "." + Guid.NewGuid().ToString("N")[..8] + TempSuffix;
-            await using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
-            {
-                await stream.WriteAsync(data, cancellationToken).ConfigureAwait(false);
-                await stream.FlushAsync(cancellationToken).ConfigureAwait(false);
-                stream.Flush(flushToDisk: true);
-            }
+            cancellationToken.ThrowIfCancellationRequested();
+            // One synchronous write (a page-cache copy; async file I/O would only add a thread hop). No fsync: a cache
+            // needs no durability. A crash may leave a renamed file with lost contents, and the next start re-verifies
+            // every file and deletes what does not match its name.
+            using (var handle = File.OpenHandle(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, FileOptions.None, data.Length))
+                RandomAccess.Write(handle, data.Span, 0);
             File.Move(temp, final, overwrite: true);
             lock (_gate)
             {
@@ -153,7 +160,6 @@ public sealed class ChunkCache
         }
         foreach (var old in evicted)
             Evicted?.Invoke(old);
-        return true;
     }
 
     /// <summary>Pins a held chunk (never evicted until the pin is disposed) and marks it used; null when not held.</summary>
@@ -186,7 +192,8 @@ public sealed class ChunkCache
         }
     }
 
-    private string PathOf(string hex) => Path.Combine(Directory, hex);
+    /// <summary>The file of a chunk (pin it before reading).</summary>
+    internal string PathOf(string hex) => Path.Combine(Directory, hex);
 
     private void Touch(Entry entry)
     {

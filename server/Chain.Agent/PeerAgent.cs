@@ -27,6 +27,7 @@ public sealed class PeerAgent : IAsyncDisposable
     private readonly SemaphoreSlim _startGate = new(1, 1);
     private RpcServer? _server;
     private PeerService? _peerService;
+    private ChunkWireServer? _wireServer;
     private Task _seeding = Task.CompletedTask;
     private int _disposed;
 
@@ -50,9 +51,13 @@ public sealed class PeerAgent : IAsyncDisposable
     public Uri Address => _server?.Address ?? throw new InvalidOperationException("not started");
     internal PeerInfo Info { get; }
     internal ChainClient Client { get; }
+    internal ChunkWireClient Wire { get; } = new();
+    /// <summary>Where the data port listens; null when it is off.</summary>
+    public System.Net.IPEndPoint? DataEndPoint => _wireServer?.EndPoint;
     internal IRpcInvoker? TrackerChannel { get; }
     internal RateLimiter UploadLimit { get; }
     internal RateLimiter DownloadLimit { get; }
+    internal PeerService? PeerServiceForTests => _peerService;
     public int UploadsInFlight => _peerService?.UploadsInFlight ?? 0;
     public long BytesUploaded => _peerService?.BytesUploaded ?? 0;
 
@@ -72,7 +77,14 @@ public sealed class PeerAgent : IAsyncDisposable
             agent._peerService.Register(registry);
             new AgentService(agent).Register(registry);
             agent._server = await RpcServer.StartAsync(options.Listen, registry, cancellationToken: cancellationToken).ConfigureAwait(false);
-            agent.Info.Address = (options.AdvertiseAddress ?? agent._server.Address).ToString().TrimEnd('/');
+            var advertised = options.AdvertiseAddress ?? agent._server.Address;
+            agent.Info.Address = advertised.ToString().TrimEnd('/');
+            if (options.DataPort >= 0)
+            {
+                agent._wireServer = ChunkWireServer.Start(new System.Net.IPEndPoint(options.Listen.Address, options.DataPort), cache,
+                    agent._peerService, agent.UploadLimit, options);
+                agent.Info.DataAddress = $"{advertised.Host}:{agent._wireServer.EndPoint.Port}";
+            }
             agent._seeding = agent.SeedLoopAsync(agent._stop.Token);
             return agent;
         }
@@ -138,11 +150,15 @@ public sealed class PeerAgent : IAsyncDisposable
         {
             using var pin = Cache.Pin(chunk.Sha256Hex)
                 ?? throw new RpcException(StatusCode.Unavailable, $"chunk {chunk.Sha256Hex} of {download.ObjectName} left the cache during assembly");
-            await using var file = Cache.OpenRead(chunk.Sha256Hex);
+            // Synchronous reads of page-cached files: async file I/O would only add a thread hop per read.
+            using var file = File.OpenHandle(Cache.PathOf(chunk.Sha256Hex), FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
             long left = chunk.Size;
+            long offset = 0;
             while (left > 0)
             {
-                int read = await file.ReadAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, left)), ct).ConfigureAwait(false);
+                ct.ThrowIfCancellationRequested();
+                int read = RandomAccess.Read(file, buffer.AsSpan(0, (int)Math.Min(buffer.Length, left)), offset);
+                offset += read;
                 if (read == 0)
                     throw new RpcException(StatusCode.DataLoss, $"cached chunk {chunk.Sha256Hex} is shorter than {chunk.Size} bytes");
                 whole.AppendData(buffer, 0, read);
@@ -250,6 +266,8 @@ public sealed class PeerAgent : IAsyncDisposable
     public async Task StopAsync()
     {
         _stop.Cancel();
+        if (_wireServer is not null)
+            await _wireServer.DisposeAsync().ConfigureAwait(false);
         if (_server is not null)
             await _server.StopAsync(TimeSpan.Zero).ConfigureAwait(false);
         try
@@ -271,6 +289,7 @@ public sealed class PeerAgent : IAsyncDisposable
         foreach (var channel in _channels.Values)
             channel.Dispose();
         TrackerChannel?.Dispose();
+        Wire.Dispose();
         await Client.DisposeAsync().ConfigureAwait(false);
         _stop.Dispose();
     }

@@ -7,7 +7,7 @@ using Google.Protobuf;
 namespace Chain.Agent;
 
 /// <summary>
-/// Peer.GetChunk: streams a cached (verified) chunk in frames under the upload cap; at most
+/// Peer.GetChunk (the RPC path; peers with a data port use <see cref="ChunkWireServer"/>): streams a cached (verified) chunk in frames under the upload cap; at most
 /// <see cref="PeerAgentOptions.MaxUploads"/> at once (RESOURCE_EXHAUSTED beyond), NOT_FOUND when not cached. The chunk is
 /// pinned while it is served.
 /// </summary>
@@ -26,11 +26,8 @@ internal sealed class PeerService(ChunkCache cache, RateLimiter uploadLimit, Pee
         if (request.Sha256.Length != 32)
             throw new RpcException(StatusCode.InvalidArgument, $"a chunk id is 32 bytes, got {request.Sha256.Length}");
         string hex = Convert.ToHexStringLower(request.Sha256.Span);
-        if (Interlocked.Increment(ref _uploads) > options.MaxUploads)
-        {
-            Interlocked.Decrement(ref _uploads);
+        if (!TryBeginUpload())
             throw new RpcException(StatusCode.ResourceExhausted, $"at the upload cap ({options.MaxUploads} at once)");
-        }
         try
         {
             using var pin = cache.Pin(hex) ?? throw new RpcException(StatusCode.NotFound, $"chunk {hex} is not cached here");
@@ -50,7 +47,7 @@ internal sealed class PeerService(ChunkCache cache, RateLimiter uploadLimit, Pee
                 if (first)
                     frame.ChunkSize = (uint)size;
                 await writer.WriteAsync(frame, context.CancellationToken).ConfigureAwait(false);
-                Interlocked.Add(ref _bytesUploaded, read);
+                Uploaded(read);
                 first = false;
                 if (read == 0)
                     break;
@@ -58,7 +55,20 @@ internal sealed class PeerService(ChunkCache cache, RateLimiter uploadLimit, Pee
         }
         finally
         {
-            Interlocked.Decrement(ref _uploads);
+            EndUpload();
         }
     }
+
+    /// <summary>Takes an upload slot (this service's and the data port's uploads share the cap); false at the cap.</summary>
+    internal bool TryBeginUpload()
+    {
+        if (Interlocked.Increment(ref _uploads) <= options.MaxUploads)
+            return true;
+        Interlocked.Decrement(ref _uploads);
+        return false;
+    }
+
+    internal void EndUpload() => Interlocked.Decrement(ref _uploads);
+
+    internal void Uploaded(long bytes) => Interlocked.Add(ref _bytesUploaded, bytes);
 }

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Security.Cryptography;
@@ -424,13 +425,22 @@ public sealed class SwarmDownload
         var waiting = new Waiting(job.Source, options.Time.GetUtcNow());
         _waiting[job.Chunk] = waiting;
         var clock = Stopwatch.StartNew();
+        byte[]? rented = null;
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(options.ChunkTimeout);
         try
         {
             bool fromPeer = source?.KindCase == Protocol.V1.ChunkSource.KindOneofCase.Peer;
             ReadOnlyMemory<byte> data;
-            if (fromPeer)
+            if (fromPeer && source!.Peer.DataAddress.Length > 0)
+            {
+                rented = ArrayPool<byte>.Shared.Rent(chunk.Size);
+                data = rented.AsMemory(0, chunk.Size);
+                if (!await _agent.Wire.FetchAsync(source.Peer.DataAddress, chunk.Sha256, rented.AsMemory(0, chunk.Size), _agent.DownloadLimit,
+                        received => Interlocked.Exchange(ref waiting.BytesReceived, received), timeout.Token).ConfigureAwait(false))
+                    return new Result(Outcome.Types.Kind.VerificationFailed, 0, clock.ElapsedMilliseconds);
+            }
+            else if (fromPeer)
             {
                 var fromPeerData = await FromPeerAsync(source!.Peer, chunk, waiting, timeout.Token).ConfigureAwait(false);
                 if (fromPeerData is null)
@@ -450,8 +460,7 @@ public sealed class SwarmDownload
             // Never optional: the bytes must match the layout's digest (the store's, not the tracker's or a peer's).
             if (data.Length != chunk.Size || !SHA256.HashData(data.Span).AsSpan().SequenceEqual(chunk.Sha256.Span))
                 return new Result(Outcome.Types.Kind.VerificationFailed, 0, clock.ElapsedMilliseconds);
-            if (!await _agent.Cache.PutAsync(chunk.Sha256, data, cancellationToken).ConfigureAwait(false))
-                return new Result(Outcome.Types.Kind.VerificationFailed, 0, clock.ElapsedMilliseconds);
+            _agent.Cache.PutVerified(chunk.Sha256, data, cancellationToken);
             for (int i = 0; i < Layout.Chunks.Count; i++)
             {
                 if (Layout.Chunks[i].Sha256Hex == chunk.Sha256Hex)
@@ -473,6 +482,8 @@ public sealed class SwarmDownload
         finally
         {
             _waiting.TryRemove(job.Chunk, out _);
+            if (rented is not null)
+                ArrayPool<byte>.Shared.Return(rented);
         }
     }
 

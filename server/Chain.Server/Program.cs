@@ -29,7 +29,7 @@ public static class Program
                                [--build-cache-prefix /_cache|none] [--build-cache-bucket B] [--build-cache-token T] [--build-cache-max-entry-bytes N]
                                (ccache / Bazel / Gradle HTTP caches under the prefix; the token, when given, is required as a bearer token)
           Chain.Server agent --listen IP:PORT --master ADDR --cache-dir DIR --cache-bytes N [--tracker ADDR] [--advertise URL] [--upload-rate B/s]
-                               [--download-rate B/s] [--zone Z] [--max-uploads N] [--download-parallelism N] [--exit-on-stdin-close]
+                               [--download-rate B/s] [--zone Z] [--max-uploads N] [--download-parallelism N] [--data-port N|-1] [--exit-on-stdin-close]
                                [--unsafe-test-corrupt-uploads]   (distribution tier peer agent; the corrupt flag needs CHAIN_ALLOW_UNSAFE_TEST_BREAKS=1)
           Chain.Server tracker --listen HOST:PORT [--lease-ms N] [--max-store-fetches N] [--exit-on-stdin-close]
                                (the distribution tier's tracker: soft state only, no data directory)
@@ -284,8 +284,9 @@ public static class Program
             UploadBytesPerSecond = OptionalLong(flags, "upload-rate") ?? 0,
             DownloadBytesPerSecond = OptionalLong(flags, "download-rate") ?? 0,
             Zone = flags.GetValueOrDefault("zone", ""),
-            MaxUploads = OptionalInt(flags, "max-uploads") ?? 8,
+            MaxUploads = OptionalInt(flags, "max-uploads") ?? 4,
             DownloadParallelism = OptionalInt(flags, "download-parallelism") ?? 4,
+            DataPort = OptionalInt(flags, "data-port") ?? 0,
             UnsafeTestCorruptUploads = flags.ContainsKey("unsafe-test-corrupt-uploads"),
         };
         if (options.UnsafeTestCorruptUploads && Environment.GetEnvironmentVariable(AllowTestBreaksVariable) != "1")

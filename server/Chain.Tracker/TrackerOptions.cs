@@ -7,7 +7,7 @@ public sealed record TrackerOptions
     public TimeSpan Lease { get; init; } = TimeSpan.FromSeconds(3);
 
     /// <summary>Concurrent store fetches per swarm (S): the store's upload is spent on distinct chunks only.</summary>
-    public int MaxStoreFetchesPerSwarm { get; init; } = 8;
+    public int MaxStoreFetchesPerSwarm { get; init; } = 4;
 
     /// <summary>An assignment with no outcome after this is dropped (its slots freed, the chunk assignable again).</summary>
     public TimeSpan AssignmentTimeout { get; init; } = TimeSpan.FromSeconds(60);

@@ -552,6 +552,9 @@ public sealed class TrackerState
             throw Errors.InvalidArgument("announce: peer id must be 1-128 characters");
         if (!Uri.TryCreate(peer.Address, UriKind.Absolute, out Uri? address) || address.Scheme != "http")
             throw Errors.InvalidArgument($"announce: peer address '{peer.Address}' is not an http:// URL");
+        if (peer.DataAddress.Length > 0 && (peer.DataAddress.Length > 64
+                || !System.Net.IPEndPoint.TryParse(peer.DataAddress, out var data) || data.Port == 0))
+            throw Errors.InvalidArgument($"announce: peer data address '{(peer.DataAddress.Length > 80 ? peer.DataAddress[..80] + "..." : peer.DataAddress)}' is not ip:port");
         if (Validation.CheckZone(peer.Zone) is { } zoneProblem)
             throw Errors.InvalidArgument("announce: " + zoneProblem);
         return peer;

@@ -10,14 +10,19 @@ public sealed class SwarmTests(ClusterFixture fixture)
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(90);
 
-    [Fact]
-    public async Task A_corrupt_peer_never_makes_a_client_accept_bad_data_and_the_download_completes_from_the_store()
+    /// <summary>Both transports between peers: the data port (raw TCP, the default) and Peer.GetChunk over RPC.</summary>
+    public static TheoryData<int> Transports => new() { 0, -1 };
+
+    [Theory]
+    [MemberData(nameof(Transports))]
+    public async Task A_corrupt_peer_never_makes_a_client_accept_bad_data_and_the_download_completes_from_the_store(int dataPort)
     {
         Environment.SetEnvironmentVariable("CHAIN_ALLOW_UNSAFE_TEST_BREAKS", "1");
-        var (key, content) = await fixture.PutObjectAsync(seed: 11, size: 2 * 1024 * 1024 + 1000);
+        var (key, content) = await fixture.PutObjectAsync(seed: 11 + 100 * -dataPort, size: 2 * 1024 * 1024 + 1000);
         await using var tracker = await ScriptedTracker.StartAsync();
         // The seeder fills its cache through the tracker (from the store), so the tracker knows where it is.
-        await using var corrupt = await PeerAgent.StartAsync(fixture.AgentOptions("corrupt", tracker.Address) with { UnsafeTestCorruptUploads = true });
+        await using var corrupt = await PeerAgent.StartAsync(fixture.AgentOptions("corrupt", tracker.Address) with { UnsafeTestCorruptUploads = true, DataPort = dataPort });
+        Assert.Equal(dataPort == 0, corrupt.DataEndPoint is not null);
         await ClusterFixture.SeedAsync(corrupt, key);
         // Every chunk's first source is the corrupt peer; any later one is the store.
         tracker.Choose = (_, _, attempt) => attempt == 0 ? corrupt.PeerId : "store";
@@ -46,13 +51,18 @@ public sealed class SwarmTests(ClusterFixture fixture)
             Assert.Equal(Path.GetFileName(file), ClusterFixture.Sha(await File.ReadAllBytesAsync(file)));
     }
 
-    [Fact]
-    public async Task A_peer_killed_mid_transfer_does_not_stall_the_others()
+    [Theory]
+    [MemberData(nameof(Transports))]
+    public async Task A_peer_killed_mid_transfer_does_not_stall_the_others(int dataPort)
     {
-        var (key, content) = await fixture.PutObjectAsync(seed: 12, size: 2 * 1024 * 1024);
+        var (key, content) = await fixture.PutObjectAsync(seed: 12 + 100 * -dataPort, size: 2 * 1024 * 1024);
         await using var tracker = await ScriptedTracker.StartAsync();
-        // A slow seeder: 128 KiB/s over all its uploads, so transfers are surely in flight when it dies.
-        var seeder = await PeerAgent.StartAsync(fixture.AgentOptions("seeder", tracker.Address) with { UploadBytesPerSecond = 128 * 1024, FrameBytes = 16 * 1024 });
+        // A slow seeder: 128 KiB/s over all its uploads, so transfers are surely in flight when it dies; upload slots
+        // for both downloaders' four transfers each, so it serves both.
+        var seeder = await PeerAgent.StartAsync(fixture.AgentOptions("seeder", tracker.Address) with
+        {
+            UploadBytesPerSecond = 128 * 1024, FrameBytes = 16 * 1024, DataPort = dataPort, MaxUploads = 8,
+        });
         try
         {
             await ClusterFixture.SeedAsync(seeder, key);

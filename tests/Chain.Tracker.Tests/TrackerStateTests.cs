@@ -331,6 +331,15 @@ public class TrackerStateTests
         Assert.Equal(StatusCode.InvalidArgument, Code(() => t.Announce(s.Announce(Swarmer.Peer("")))));
         Assert.Equal(StatusCode.InvalidArgument, Code(() => t.Announce(s.Announce(new PeerInfo { PeerId = "x", Address = "" }))));
         Assert.Equal(StatusCode.InvalidArgument, Code(() => t.Announce(s.Announce(Swarmer.Peer("x"), new[] { 2 }))));
+        foreach (string dataAddress in new[] { "127.0.0.1", "127.0.0.1:0", "peer.example:7000", "http://127.0.0.1:7000", new string('1', 70) })
+        {
+            PeerInfo badData = Swarmer.Peer("x");
+            badData.DataAddress = dataAddress;
+            Assert.Equal(StatusCode.InvalidArgument, Code(() => t.Announce(s.Announce(badData))));
+        }
+        PeerInfo goodData = Swarmer.Peer("w");
+        goodData.DataAddress = "127.0.0.1:7001";
+        t.Announce(s.Announce(goodData));
         AnnounceRequest badId = s.Announce(Swarmer.Peer("x"));
         badId.SwarmId = "nothex";
         Assert.Equal(StatusCode.InvalidArgument, Code(() => t.Announce(badId)));

@@ -37,10 +37,12 @@ internal static class AgentCommand
             UploadBytesPerSecond = command.LongOption("upload-rate", 0, long.MaxValue) ?? 0,
             DownloadBytesPerSecond = command.LongOption("download-rate", 0, long.MaxValue) ?? 0,
             Zone = command.Option("zone") ?? "",
-            MaxUploads = command.IntOption("max-uploads", 8, 1, 1024)!.Value,
+            MaxUploads = command.IntOption("max-uploads", 4, 1, 1024)!.Value,
+            DataPort = command.IntOption("data-port", 0, -1, 65535)!.Value,
         };
         await using var agent = await PeerAgent.StartAsync(options, io.Cancellation).ConfigureAwait(false);
-        io.Out.WriteLine($"agent {agent.PeerId} listening on {CliApp.Endpoint(agent.Address)}");
+        io.Out.WriteLine($"agent {agent.PeerId} listening on {CliApp.Endpoint(agent.Address)}" +
+            (agent.DataEndPoint is { } data ? $", data port {data.Port}" : ", no data port"));
         io.Out.WriteLine($"  master {CliApp.Endpoint(options.Master)}, tracker {(options.Tracker is null ? "none (store only)" : CliApp.Endpoint(options.Tracker))}");
         io.Out.WriteLine($"  cache {options.CacheDirectory}: {CliApp.FormatBytes(agent.Cache.UsedBytes)} of {CliApp.FormatBytes(options.CacheBytes)}");
         io.Out.WriteLine("press Ctrl-C to stop");

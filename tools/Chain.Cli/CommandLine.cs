@@ -97,7 +97,8 @@ public static class CommandLine
                 new OptionSpec("upload-rate", "B/s", "upload cap in bytes per second (default 0: unlimited)"),
                 new OptionSpec("download-rate", "B/s", "download cap in bytes per second (default 0: unlimited)"),
                 new OptionSpec("zone", "Z", "zone label the tracker prefers peers by"),
-                new OptionSpec("max-uploads", "N", "concurrent chunk uploads served (default 8)"),
+                new OptionSpec("max-uploads", "N", "concurrent chunk uploads served (default 4)"),
+                new OptionSpec("data-port", "N", "port of the raw-TCP chunk transfers to peers (default 0: any free; -1: none, peers use RPC)"),
                 new OptionSpec("agent", "ADDR", $"agent status: the agent's address (default {AgentCommand.DefaultAgent})"),
             }),
         new CommandSpec("rm", "BUCKET/KEY [--if-version N]", "delete an object", 1, 1, new[]
