@@ -89,7 +89,8 @@ public sealed class PeerWireException(string message, byte status = ChunkWire.Ok
 /// <summary>
 /// Serves cached chunks on the data port. Shares the Peer service's upload count and cap (busy beyond it) and the
 /// upload rate cap; at most <see cref="MaxConnections"/> connections (more are closed at once); idle connections are
-/// closed after <see cref="IdleTimeout"/>. Stopping closes every connection at once.
+/// closed after <see cref="IdleTimeout"/>, and an upload still unsent after the chunk timeout drops its connection.
+/// Stopping closes every connection at once.
 /// </summary>
 internal sealed class ChunkWireServer : IAsyncDisposable
 {
@@ -196,7 +197,11 @@ internal sealed class ChunkWireServer : IAsyncDisposable
 
     private async Task ServeChunkAsync(Socket connection, string hex)
     {
-        var ct = _stop.Token;
+        // A peer that stops reading must not hold an upload slot for ever: one chunk's upload has the same deadline as
+        // a download of one chunk (the connection is dropped when it passes).
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        deadline.CancelAfter(_options.ChunkTimeout);
+        var ct = deadline.Token;
         if (!_uploads.TryBeginUpload())
         {
             await ChunkWire.SendErrorAsync(connection, ChunkWire.Busy, $"at the upload cap ({_options.MaxUploads} at once)", ct).ConfigureAwait(false);
