@@ -33,6 +33,16 @@ public sealed class RealTrackerTests(ClusterFixture fixture)
             ulong fromPeers = (ulong)results.Sum(r => (long)r.Progress.BytesFromPeers);
             Assert.True(fromPeers > 0, "no chunk came from a peer: the tracker never named one");
             Assert.True(seeder.BytesUploaded + agents.Sum(a => a.BytesUploaded) >= (long)fromPeers);
+
+            // `chain agent swarms` shows the tracker's metrics: the object, and every peer with its time to complete.
+            var stdout = new StringWriter();
+            var io = new Chain.Cli.CliIo { Out = stdout, Err = new StringWriter(), Console = Chain.Cli.CliIo.PlainConsole(stdout), OpenStandardOutput = () => new MemoryStream() };
+            Assert.Equal(0, await Chain.Cli.CliApp.RunAsync(["agent", "swarms", "--tracker", server.Address.ToString()], io));
+            string shown = stdout.ToString();
+            Assert.Contains($"{ClusterFixture.Bucket}/{key}  4.0 MiB", shown);
+            Assert.Contains("re-fetched after failed verification 0, 4 of 4 peer(s) complete", shown);
+            foreach (var agent in agents.Append(seeder))
+                Assert.Matches($@"{agent.PeerId}: \d+/\d+ chunks, .*complete in \d+\.\d s", shown);
         }
         finally
         {

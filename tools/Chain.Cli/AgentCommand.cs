@@ -21,9 +21,12 @@ internal static class AgentCommand
     {
         if (command.Positionals.Count == 1)
         {
-            if (command.Positionals[0] != "status")
-                throw new UsageException($"unknown agent subcommand '{command.Positionals[0]}' (known: status)", command.Name);
-            return await StatusAsync(command, io).ConfigureAwait(false);
+            return command.Positionals[0] switch
+            {
+                "status" => await StatusAsync(command, io).ConfigureAwait(false),
+                "swarms" => await SwarmsAsync(command, io).ConfigureAwait(false),
+                _ => throw new UsageException($"unknown agent subcommand '{command.Positionals[0]}' (known: status, swarms)", command.Name),
+            };
         }
         string tracker = command.Option("tracker") ?? DefaultTracker;
         var options = new PeerAgentOptions
@@ -91,6 +94,42 @@ internal static class AgentCommand
                 double seconds = Math.Max(0, now - waiting.SinceUnixMs) / 1000.0;
                 io.Out.WriteLine($"  chunk {waiting.Chunk,5} waits on {waiting.Source} for {seconds.ToString("0.0", CultureInfo.InvariantCulture)} s, " +
                                  $"{CliApp.FormatBytes((long)waiting.BytesReceived)} received");
+            }
+        }
+        return CliApp.Ok;
+    }
+
+    /// <summary>
+    /// `chain agent swarms`: the tracker's metrics per object (bytes from peers vs the store, re-fetches after failed
+    /// verification) and per peer (what it holds, where its bytes came from, what it uploaded, time to complete).
+    /// </summary>
+    private static async Task<int> SwarmsAsync(ParsedCommand command, CliIo io)
+    {
+        var tracker = Address(command.Option("tracker") ?? DefaultTracker, "tracker", command);
+        using var channel = new RpcChannel(tracker);
+        var status = await channel.UnaryAsync(TrackerMethods.SwarmStatus, new SwarmStatusRequest(),
+            new CallOptions { Timeout = TimeSpan.FromSeconds(10), CancellationToken = io.Cancellation }).ConfigureAwait(false);
+        if (status.Swarms.Count == 0)
+            io.Out.WriteLine($"tracker {CliApp.Endpoint(tracker)}: no swarms");
+        foreach (var swarm in status.Swarms)
+        {
+            ulong total = swarm.BytesFromPeers + swarm.BytesFromStore;
+            string share = total == 0 ? "-" : (100.0 * swarm.BytesFromPeers / total).ToString("0", CultureInfo.InvariantCulture) + "%";
+            int complete = swarm.Peers.Count(p => p.CompletedUnixMs != 0);
+            io.Out.WriteLine($"{(swarm.ObjectName.Length > 0 ? swarm.ObjectName : "(unnamed)")}  {CliApp.FormatBytes((long)swarm.ObjectSize)} in {swarm.ChunkCount} chunks  " +
+                             $"(swarm {swarm.SwarmId[..Math.Min(16, swarm.SwarmId.Length)]}…)");
+            io.Out.WriteLine($"  from peers {CliApp.FormatBytes((long)swarm.BytesFromPeers)} ({share}), from the store {CliApp.FormatBytes((long)swarm.BytesFromStore)}, " +
+                             $"re-fetched after failed verification {swarm.RefetchedAfterVerification}, {complete} of {swarm.Peers.Count} peer(s) complete");
+            foreach (var peer in swarm.Peers)
+            {
+                string took = peer.CompletedUnixMs == 0 ? "downloading"
+                    : peer.JoinedUnixMs == 0 ? "complete"
+                    : $"complete in {((peer.CompletedUnixMs - peer.JoinedUnixMs) / 1000.0).ToString("0.0", CultureInfo.InvariantCulture)} s";
+                io.Out.WriteLine($"  {peer.PeerId}{(peer.Zone.Length > 0 ? " [" + peer.Zone + "]" : "")}: {peer.ChunksHeld}/{swarm.ChunkCount} chunks, " +
+                                 $"from peers {CliApp.FormatBytes((long)peer.BytesFromPeers)}, from the store {CliApp.FormatBytes((long)peer.BytesFromStore)}, " +
+                                 $"uploaded {CliApp.FormatBytes((long)peer.BytesUploaded)}, {took}" +
+                                 (peer.VerificationFailuresCaused > 0 ? $", served {peer.VerificationFailuresCaused} bad chunk(s)" : "") +
+                                 (peer.Avoided ? ", AVOIDED" : ""));
             }
         }
         return CliApp.Ok;

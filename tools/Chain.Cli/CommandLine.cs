@@ -87,8 +87,9 @@ public static class CommandLine
             new OptionSpec("p2p", "", "through the local peer agent (distribution tier): chunks from peers or the store, as the tracker directs", Flag: true),
             new OptionSpec("agent", "ADDR", $"the agent's address for --p2p (default {AgentCommand.DefaultAgent})"),
         }),
-        new CommandSpec("agent", "[status] [--listen IP:PORT] [--tracker ADDR|none] [--cache-dir DIR] [--cache-bytes N]",
-            "run a peer agent of the distribution tier in the foreground (chain get --p2p goes through it); 'agent status': what its downloads wait on", 0, 1, new[]
+        new CommandSpec("agent", "[status|swarms] [--listen IP:PORT] [--tracker ADDR|none] [--cache-dir DIR] [--cache-bytes N]",
+            "run a peer agent of the distribution tier in the foreground (chain get --p2p goes through it); 'agent status': what its downloads wait on; " +
+            "'agent swarms': the tracker's metrics per object and peer (bytes from peers vs the store, re-fetches, time to complete)", 0, 1, new[]
             {
                 new OptionSpec("listen", "IP:PORT", $"where the agent serves peers and local clients (default {AgentCommand.DefaultAgent})"),
                 new OptionSpec("tracker", "ADDR", $"the tracker (default {AgentCommand.DefaultTracker}, chain up's; none: store only)"),
