@@ -100,18 +100,16 @@ internal sealed class ChunkWireServer : IAsyncDisposable
     private readonly Socket _listener;
     private readonly ChunkCache _cache;
     private readonly PeerService _uploads;
-    private readonly RateLimiter _uploadLimit;
     private readonly PeerAgentOptions _options;
     private readonly CancellationTokenSource _stop = new();
     private readonly ConcurrentDictionary<Socket, byte> _connections = new();
     private readonly Task _accepting;
 
-    private ChunkWireServer(Socket listener, ChunkCache cache, PeerService uploads, RateLimiter uploadLimit, PeerAgentOptions options)
+    private ChunkWireServer(Socket listener, ChunkCache cache, PeerService uploads, PeerAgentOptions options)
     {
         _listener = listener;
         _cache = cache;
         _uploads = uploads;
-        _uploadLimit = uploadLimit;
         _options = options;
         EndPoint = (IPEndPoint)listener.LocalEndPoint!;
         _accepting = AcceptLoopAsync();
@@ -119,7 +117,7 @@ internal sealed class ChunkWireServer : IAsyncDisposable
 
     public IPEndPoint EndPoint { get; }
 
-    public static ChunkWireServer Start(IPEndPoint listen, ChunkCache cache, PeerService uploads, RateLimiter uploadLimit, PeerAgentOptions options)
+    public static ChunkWireServer Start(IPEndPoint listen, ChunkCache cache, PeerService uploads, PeerAgentOptions options)
     {
         var listener = new Socket(listen.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
@@ -133,7 +131,7 @@ internal sealed class ChunkWireServer : IAsyncDisposable
             listener.Dispose();
             throw;
         }
-        return new ChunkWireServer(listener, cache, uploads, uploadLimit, options);
+        return new ChunkWireServer(listener, cache, uploads, options);
     }
 
     private async Task AcceptLoopAsync()
@@ -217,7 +215,7 @@ internal sealed class ChunkWireServer : IAsyncDisposable
             }
             string path = _cache.PathOf(hex);
             long size = new FileInfo(path).Length;
-            if (_uploadLimit.BytesPerSecond == 0 && !_options.UnsafeTestCorruptUploads)
+            if (!_uploads.UploadsPaced)
             {
                 // Uncapped: the kernel copies the file to the socket.
                 await connection.SendFileAsync(path, ChunkWire.Header(ChunkWire.Ok, size), ReadOnlyMemory<byte>.Empty, TransmitFileOptions.UseDefaultWorkerThread, ct).ConfigureAwait(false);
@@ -225,29 +223,8 @@ internal sealed class ChunkWireServer : IAsyncDisposable
                 return;
             }
             await connection.SendAsync(ChunkWire.Header(ChunkWire.Ok, size), SocketFlags.None, ct).ConfigureAwait(false);
-            byte[] buffer = ArrayPool<byte>.Shared.Rent(_options.FrameBytes);
-            try
-            {
-                await using var file = _cache.OpenRead(hex);
-                bool first = true;
-                for (long left = size; left > 0;)
-                {
-                    int read = await file.ReadAsync(buffer.AsMemory(0, (int)Math.Min(_options.FrameBytes, left)), ct).ConfigureAwait(false);
-                    if (read == 0)
-                        throw new IOException($"cached chunk {hex} is shorter than {size} bytes");
-                    await _uploadLimit.WaitAsync(read, ct).ConfigureAwait(false);
-                    if (first && _options.UnsafeTestCorruptUploads)
-                        buffer[0] ^= 0xFF; // test break: the receiver's verification must catch this
-                    first = false;
-                    await connection.SendAsync(buffer.AsMemory(0, read), SocketFlags.None, ct).ConfigureAwait(false);
-                    _uploads.Uploaded(read);
-                    left -= read;
-                }
-            }
-            finally
-            {
-                ArrayPool<byte>.Shared.Return(buffer);
-            }
+            await foreach (var frame in _uploads.UploadFramesAsync(hex, size, ct).ConfigureAwait(false))
+                await connection.SendAsync(frame, SocketFlags.None, ct).ConfigureAwait(false);
         }
         finally
         {

@@ -82,7 +82,7 @@ public sealed class PeerAgent : IAsyncDisposable
             if (options.DataPort >= 0)
             {
                 agent._wireServer = ChunkWireServer.Start(new System.Net.IPEndPoint(options.Listen.Address, options.DataPort), cache,
-                    agent._peerService, agent.UploadLimit, options);
+                    agent._peerService, options);
                 agent.Info.DataAddress = $"{advertised.Host}:{agent._wireServer.EndPoint.Port}";
             }
             agent._seeding = agent.SeedLoopAsync(agent._stop.Token);

@@ -1,3 +1,5 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
 using Chain.Protocol;
 using Chain.Protocol.V1;
 using Chain.Rpc;
@@ -31,31 +33,57 @@ internal sealed class PeerService(ChunkCache cache, RateLimiter uploadLimit, Pee
         try
         {
             using var pin = cache.Pin(hex) ?? throw new RpcException(StatusCode.NotFound, $"chunk {hex} is not cached here");
-            await using var file = cache.OpenRead(hex);
-            long size = file.Length;
-            var buffer = new byte[(int)Math.Min(options.FrameBytes, Math.Max(1, size))];
+            long size = new FileInfo(cache.PathOf(hex)).Length;
             bool first = true;
-            while (true)
+            await foreach (var data in UploadFramesAsync(hex, size, context.CancellationToken).ConfigureAwait(false))
             {
-                int read = await file.ReadAsync(buffer, context.CancellationToken).ConfigureAwait(false);
-                if (read == 0 && !first)
-                    break;
-                await uploadLimit.WaitAsync(read, context.CancellationToken).ConfigureAwait(false);
-                if (first && read > 0 && options.UnsafeTestCorruptUploads)
-                    buffer[0] ^= 0xFF; // test break: the receiver's verification must catch this
-                var frame = new PeerChunkResponse { Data = ByteString.CopyFrom(buffer, 0, read) };
+                var frame = new PeerChunkResponse { Data = ByteString.CopyFrom(data.Span) };
                 if (first)
                     frame.ChunkSize = (uint)size;
                 await writer.WriteAsync(frame, context.CancellationToken).ConfigureAwait(false);
-                Uploaded(read);
                 first = false;
-                if (read == 0)
-                    break;
             }
+            if (first)
+                await writer.WriteAsync(new PeerChunkResponse { ChunkSize = 0 }, context.CancellationToken).ConfigureAwait(false); // an empty chunk
         }
         finally
         {
             EndUpload();
+        }
+    }
+
+    /// <summary>True when uploads go frame by frame (an upload cap, or the corrupt test break); else they may be sent whole.</summary>
+    internal bool UploadsPaced => uploadLimit.BytesPerSecond != 0 || options.UnsafeTestCorruptUploads;
+
+    /// <summary>
+    /// A pinned chunk's <paramref name="size"/> bytes in frames of at most <see cref="PeerAgentOptions.FrameBytes"/>, each
+    /// paid to the upload cap before it is handed out and counted as uploaded once the caller has sent it (the caller
+    /// sends a frame before asking for the next: the buffer is reused). Both transports upload through this.
+    /// </summary>
+    internal async IAsyncEnumerable<ReadOnlyMemory<byte>> UploadFramesAsync(string hex, long size, [EnumeratorCancellation] CancellationToken ct)
+    {
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(options.FrameBytes);
+        try
+        {
+            await using var file = cache.OpenRead(hex);
+            bool first = true;
+            for (long left = size; left > 0;)
+            {
+                int read = await file.ReadAsync(buffer.AsMemory(0, (int)Math.Min(options.FrameBytes, left)), ct).ConfigureAwait(false);
+                if (read == 0)
+                    throw new IOException($"cached chunk {hex} is shorter than {size} bytes");
+                await uploadLimit.WaitAsync(read, ct).ConfigureAwait(false);
+                if (first && options.UnsafeTestCorruptUploads)
+                    buffer[0] ^= 0xFF; // test break: the receiver's verification must catch this
+                first = false;
+                yield return buffer.AsMemory(0, read);
+                Uploaded(read);
+                left -= read;
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 
