@@ -141,6 +141,16 @@ public sealed class NamespaceNetwork : IAsyncDisposable
         await Shell.RunAsync(tc, TbfArguments(_hostLinks[process], downloadBitsPerSecond), ct).ConfigureAwait(false);
     }
 
+    /// <summary>Sets the MTU of process k's link, both ends of its veth pair (the bridge follows its ports).</summary>
+    public async Task SetMtuAsync(int process, int mtu, CancellationToken ct = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(mtu, 576);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(mtu, 9000);
+        string value = mtu.ToString(CultureInfo.InvariantCulture);
+        await ExecAsync(process, new[] { IpTool, "link", "set", "eth0", "mtu", value }, ct).ConfigureAwait(false);
+        await Ip(ct, "link", "set", _hostLinks[process], "mtu", value).ConfigureAwait(false);
+    }
+
     /// <summary>
     /// <c>tc qdisc replace dev DEV root tbf</c> at <paramref name="bitsPerSecond"/>: a bucket of 4 ms at that rate (at least
     /// 16 KiB, above one 1514-byte frame), and a queue of 50 ms, deep enough for TCP to keep the link busy.

@@ -259,6 +259,12 @@ internal sealed class ChunkWireClient : IDisposable
 {
     public const int IdlePerPeer = 8;
     private const int ReadBytes = 256 * 1024;
+    /// <summary>
+    /// How many bytes of a chunk's body must be queued before the receiver is woken. Small enough that the kernel
+    /// neither raises nor clamps the receive window for it (half the default 128 KiB receive buffer at most).
+    /// </summary>
+    internal const int WakeBytes = 32 * 1024;
+    private const int SolSocket = 1, SoRcvLowat = 18;
 
     private readonly ConcurrentDictionary<string, ConcurrentBag<Socket>> _idle = new(StringComparer.Ordinal);
     private int _disposed;
@@ -277,6 +283,7 @@ internal sealed class ChunkWireClient : IDisposable
             throw new PeerWireException($"bad peer data address '{dataAddress}'");
         var socket = await RentAsync(dataAddress, endPoint, ct).ConfigureAwait(false);
         bool reusable = false;
+        int lowWater = 1;
         try
         {
             await socket.SendAsync(ChunkWire.Request(sha256.Span), SocketFlags.None, ct).ConfigureAwait(false);
@@ -299,6 +306,9 @@ internal sealed class ChunkWireClient : IDisposable
             int received = 0;
             while (received < buffer.Length)
             {
+                int wake = Math.Min(WakeBytes, buffer.Length - received);
+                if (wake != lowWater)
+                    lowWater = SetReceiveLowWater(socket, wake);
                 int n = await socket.ReceiveAsync(buffer.Slice(received, Math.Min(ReadBytes, buffer.Length - received)), SocketFlags.None, ct).ConfigureAwait(false);
                 if (n == 0)
                     throw new PeerWireException($"peer {dataAddress} ended the chunk after {received} of {buffer.Length} bytes");
@@ -306,6 +316,8 @@ internal sealed class ChunkWireClient : IDisposable
                 received += n;
                 progress(received);
             }
+            if (lowWater != 1)
+                lowWater = SetReceiveLowWater(socket, 1); // the next answer's header may be shorter than the mark
             reusable = true;
             return true;
         }
@@ -320,6 +332,21 @@ internal sealed class ChunkWireClient : IDisposable
             else
                 socket.Dispose();
         }
+    }
+
+    /// <summary>
+    /// Sets SO_RCVLOWAT (Linux): the socket reports readable only once <paramref name="bytes"/> are queued (or at end of
+    /// stream), so a chunk arriving packet by packet over a slow link wakes the receiver once per
+    /// <see cref="WakeBytes"/> rather than once per packet or two. Returns the mark now in force (1 where not supported).
+    /// </summary>
+    private static int SetReceiveLowWater(Socket socket, int bytes)
+    {
+        if (!OperatingSystem.IsLinux())
+            return 1;
+        Span<byte> value = stackalloc byte[sizeof(int)];
+        BinaryPrimitives.WriteInt32LittleEndian(value, bytes);
+        socket.SetRawSocketOption(SolSocket, SoRcvLowat, value);
+        return bytes;
     }
 
     private async Task<Socket> RentAsync(string key, IPEndPoint endPoint, CancellationToken ct)
@@ -351,6 +378,9 @@ internal sealed class ChunkWireClient : IDisposable
             throw;
         }
     }
+
+    /// <summary>Idle pooled connections to <paramref name="dataAddress"/> (tests).</summary>
+    internal int IdleConnections(string dataAddress) => _idle.TryGetValue(dataAddress, out var bag) ? bag.Count : 0;
 
     private void Return(string key, Socket socket)
     {

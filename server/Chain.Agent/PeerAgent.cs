@@ -126,6 +126,7 @@ public sealed class PeerAgent : IAsyncDisposable
             if (_swarms.TryGetValue(swarm, out var existing) && !existing.Completion.IsCompleted)
                 return existing;
             var download = new SwarmDownload(this, layout);
+            download.HoldCachedChunks();
             _swarms[swarm] = download;
             _ = Task.Run(() => download.RunAsync(_stop.Token), CancellationToken.None);
             return download;
@@ -169,6 +170,76 @@ public sealed class PeerAgent : IAsyncDisposable
         string digest = Convert.ToHexStringLower(whole.GetHashAndReset());
         if (digest != download.Layout.Info.Sha256Hex)
             throw new RpcException(StatusCode.DataLoss, $"{download.ObjectName}: assembled SHA-256 {digest}, expected {download.Layout.Info.Sha256Hex}");
+    }
+
+    /// <summary>
+    /// Downloads <paramref name="bucket"/>/<paramref name="key"/> through the swarm straight into the file
+    /// <paramref name="path"/>: each chunk is written at its offset as soon as it is verified (chunks already cached are
+    /// copied from the cache), so the copy is whole when the last chunk arrives, instead of being assembled afterwards.
+    /// The bytes go to <c>PATH.part</c>, renamed to <paramref name="path"/> only once every chunk is in; on failure the
+    /// part file is deleted and nothing is left at <paramref name="path"/>.
+    /// </summary>
+    public async Task<SwarmDownload> DownloadToFileAsync(string bucket, string key, string path, CancellationToken ct = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        var download = await DownloadAsync(bucket, key, ct).ConfigureAwait(false);
+        string part = path + ".part";
+        using var lease = download.Lease();
+        try
+        {
+            var chunks = download.Layout.Chunks;
+            var offsets = new long[chunks.Count];
+            for (int i = 1; i < chunks.Count; i++)
+                offsets[i] = offsets[i - 1] + chunks[i - 1].Size;
+            using (var file = File.OpenHandle(part, FileMode.Create, FileAccess.Write, FileShare.None, FileOptions.None, download.Layout.Info.Size))
+            {
+                // The callback runs on the fetching threads: it must never throw into a fetch (the chunk is held
+                // already), so a failed write is kept and fails this call once the download is done.
+                Exception? failed = null;
+                int closed = 0;
+                void Write(int index, ReadOnlyMemory<byte> data)
+                {
+                    if (Volatile.Read(ref closed) != 0)
+                        return;
+                    try
+                    {
+                        RandomAccess.Write(file, data.Span, offsets[index]);
+                    }
+                    catch (Exception e) when (e is IOException or ObjectDisposedException or UnauthorizedAccessException)
+                    {
+                        Interlocked.CompareExchange(ref failed, e, null);
+                    }
+                }
+                Action<int, ReadOnlyMemory<byte>> callback = Write;
+                try
+                {
+                    foreach (int index in download.OnChunkVerified(callback))
+                    {
+                        using var pin = Cache.Pin(chunks[index].Sha256Hex)
+                            ?? throw new RpcException(StatusCode.Unavailable, $"chunk {chunks[index].Sha256Hex} of {download.ObjectName} left the cache during assembly");
+                        byte[] bytes = File.ReadAllBytes(Cache.PathOf(chunks[index].Sha256Hex));
+                        if (bytes.Length != chunks[index].Size)
+                            throw new RpcException(StatusCode.DataLoss, $"cached chunk {chunks[index].Sha256Hex} holds {bytes.Length} bytes, not {chunks[index].Size}");
+                        RandomAccess.Write(file, bytes, offsets[index]);
+                    }
+                    await download.Completion.WaitAsync(ct).ConfigureAwait(false);
+                }
+                finally
+                {
+                    download.StopChunkCallback(callback);
+                    Volatile.Write(ref closed, 1);
+                }
+                if (Volatile.Read(ref failed) is { } error)
+                    throw new IOException($"writing {download.ObjectName} to {part}: {error.Message}", error);
+            }
+            File.Move(part, path, overwrite: true);
+            return download;
+        }
+        catch
+        {
+            File.Delete(part);
+            throw;
+        }
     }
 
     public AgentStatusResponse Status()

@@ -30,6 +30,7 @@ public sealed class SwarmDownload
     private long _bytesFromPeers, _bytesFromStore, _bytesFromCache;
     private int _refetched, _chunksDone;
     private long _retryAfterMs;
+    private Action<int, ReadOnlyMemory<byte>>? _onVerified;
 
     internal SwarmDownload(PeerAgent agent, ObjectLayout layout)
     {
@@ -66,6 +67,28 @@ public sealed class SwarmDownload
     /// <summary>Each source a chunk was assigned, in order (for tests and diagnostics): (chunk, "peer ID" or "store").</summary>
     public ConcurrentQueue<(int Chunk, string Source, Outcome.Types.Kind Result)> History { get; } = new();
     internal uint LeaseMs { get; private set; } = 10_000;
+
+    /// <summary>
+    /// From now on calls <paramref name="onVerified"/> (with any other callback given) with each chunk's index and bytes as soon as the chunk is verified and
+    /// cached (on the fetching thread; the bytes are valid only during the call); returns the indexes held already (from
+    /// the cache, or verified before this call), whose bytes are in the cache. A chunk verified during the call may be
+    /// both returned and passed to the callback.
+    /// </summary>
+    internal IReadOnlyList<int> OnChunkVerified(Action<int, ReadOnlyMemory<byte>> onVerified)
+    {
+        lock (_gate)
+        {
+            Volatile.Write(ref _onVerified, _onVerified + onVerified);
+            return Enumerable.Range(0, _have.Length).Where(i => _have[i]).ToList();
+        }
+    }
+
+    /// <summary>Stops the calls of a callback given to <see cref="OnChunkVerified"/>.</summary>
+    internal void StopChunkCallback(Action<int, ReadOnlyMemory<byte>> onVerified)
+    {
+        lock (_gate)
+            Volatile.Write(ref _onVerified, _onVerified - onVerified);
+    }
 
     /// <summary>Keeps the downloaded chunks pinned (never evicted) until disposed.</summary>
     public IDisposable Lease()
@@ -165,6 +188,19 @@ public sealed class SwarmDownload
         return request;
     }
 
+    /// <summary>
+    /// Resume: whatever the cache holds already is pinned, counted as held and not fetched again. Runs before the
+    /// download is handed out, so <see cref="OnChunkVerified"/> lists these chunks.
+    /// </summary>
+    internal void HoldCachedChunks()
+    {
+        for (int i = 0; i < Layout.Chunks.Count; i++)
+        {
+            if (MarkHeldFromCache(i))
+                Interlocked.Add(ref _bytesFromCache, Layout.Chunks[i].Size);
+        }
+    }
+
     internal async Task RunAsync(CancellationToken cancellationToken)
     {
         try
@@ -195,14 +231,6 @@ public sealed class SwarmDownload
     private async Task RunCoreAsync(CancellationToken cancellationToken)
     {
         var chunks = Layout.Chunks;
-        // Resume: whatever the cache holds already is pinned and not fetched again.
-        for (int i = 0; i < chunks.Count; i++)
-        {
-            if (MarkHeldFromCache(i))
-            {
-                Interlocked.Add(ref _bytesFromCache, chunks[i].Size);
-            }
-        }
         var options = _agent.Options;
         var tracker = _agent.TrackerChannel;
         bool useTracker = tracker is not null && await TryAnnounceAsync(tracker, wants: true, cancellationToken).ConfigureAwait(false);
@@ -461,10 +489,11 @@ public sealed class SwarmDownload
             if (data.Length != chunk.Size || !SHA256.HashData(data.Span).AsSpan().SequenceEqual(chunk.Sha256.Span))
                 return new Result(Outcome.Types.Kind.VerificationFailed, 0, clock.ElapsedMilliseconds);
             _agent.Cache.PutVerified(chunk.Sha256, data, cancellationToken);
+            var onVerified = Volatile.Read(ref _onVerified);
             for (int i = 0; i < Layout.Chunks.Count; i++)
             {
-                if (Layout.Chunks[i].Sha256Hex == chunk.Sha256Hex)
-                    MarkHeldFromCache(i);
+                if (Layout.Chunks[i].Sha256Hex == chunk.Sha256Hex && MarkHeldFromCache(i))
+                    (onVerified ?? Volatile.Read(ref _onVerified))?.Invoke(i, data);
             }
             if (!Held(job.Chunk))
                 return new Result(Outcome.Types.Kind.SourceFailed, 0, 0, new InvalidOperationException("the chunk was evicted as soon as it was cached"));

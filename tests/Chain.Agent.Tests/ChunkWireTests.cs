@@ -64,6 +64,29 @@ public sealed class ChunkWireTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task After_a_whole_chunk_the_reused_connection_reads_short_answers_at_once()
+    {
+        // The body is read with a receive low-water mark (woken per WakeBytes, not per packet); the mark must be back to
+        // one byte before the connection is reused, or an answer shorter than it would never wake the reader.
+        byte[] big = await CacheChunkAsync(7, 3 * ChunkWireClient.WakeBytes + 123);
+        byte[] small = await CacheChunkAsync(8, 100);
+        using var client = new ChunkWireClient();
+        var limiter = new RateLimiter(0);
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+
+        var buffer = new byte[big.Length];
+        Assert.True(await client.FetchAsync(DataAddress, SHA256.HashData(big), buffer, limiter, _ => { }, deadline.Token));
+        Assert.Equal(big, buffer);
+        var missing = await Assert.ThrowsAsync<PeerWireException>(() =>
+            client.FetchAsync(DataAddress, SHA256.HashData(new byte[] { 2 }), new byte[10], limiter, _ => { }, deadline.Token));
+        Assert.Equal(ChunkWire.NotFound, missing.Status);
+        var smallBuffer = new byte[small.Length];
+        Assert.True(await client.FetchAsync(DataAddress, SHA256.HashData(small), smallBuffer, limiter, _ => { }, deadline.Token));
+        Assert.Equal(small, smallBuffer);
+        Assert.Equal(1, client.IdleConnections(DataAddress)); // one connection carried all three answers
+    }
+
+    [Fact]
     public async Task A_garbage_request_is_answered_bad_request_and_the_port_keeps_serving()
     {
         byte[] chunk = await CacheChunkAsync(2, 4096);

@@ -130,6 +130,52 @@ public sealed class SwarmTests(ClusterFixture fixture)
     }
 
     [Fact]
+    public async Task A_download_to_a_file_writes_fetched_and_already_cached_chunks_and_leaves_no_part_file()
+    {
+        var (key, content) = await fixture.PutObjectAsync(seed: 18, size: 2 * 1024 * 1024 + 99);
+        var options = fixture.AgentOptions("to-file", tracker: null);
+        const int Cached = 3;
+        await using (var tracker = await ScriptedTracker.StartAsync())
+        {
+            tracker.Choose = (_, chunk, _) => chunk < Cached ? "store" : null; // the rest waits: interrupted below
+            var agent = await PeerAgent.StartAsync(options with { Tracker = tracker.Address });
+            var first = await agent.DownloadAsync(ClusterFixture.Bucket, key);
+            await ClusterFixture.WaitUntilAsync(() => first.ChunksDone == Cached, TimeSpan.FromSeconds(30), "the first chunks cached");
+            await agent.DisposeAsync();
+        }
+
+        await using var tracker2 = await ScriptedTracker.StartAsync();
+        await using var restarted = await PeerAgent.StartAsync(options with { Tracker = tracker2.Address });
+        string path = Path.Combine(fixture.NewDir("to-file-out"), "object.bin");
+        using var timeout = new CancellationTokenSource(Timeout);
+        var download = await restarted.DownloadToFileAsync(ClusterFixture.Bucket, key, path, timeout.Token);
+
+        Assert.Equal(ClusterFixture.Sha(content), ClusterFixture.Sha(await File.ReadAllBytesAsync(path)));
+        Assert.Equal(Cached * ClusterFixture.ChunkBytes, download.BytesFromCache); // copied from the cache, not fetched
+        Assert.Equal(content.Length - Cached * ClusterFixture.ChunkBytes, download.BytesFromStore);
+        Assert.False(File.Exists(path + ".part"));
+    }
+
+    [Fact]
+    public async Task A_download_to_a_file_that_does_not_finish_leaves_nothing_at_the_path()
+    {
+        var (key, _) = await fixture.PutObjectAsync(seed: 19, size: 1024 * 1024);
+        await using var tracker = await ScriptedTracker.StartAsync();
+        tracker.Choose = (_, chunk, _) => chunk == 0 ? "store" : null; // never completes
+        await using var agent = await PeerAgent.StartAsync(fixture.AgentOptions("to-file-cut", tracker.Address));
+        string path = Path.Combine(fixture.NewDir("to-file-cut-out"), "object.bin");
+        using var cut = new CancellationTokenSource();
+        var copy = agent.DownloadToFileAsync(ClusterFixture.Bucket, key, path, cut.Token);
+        await ClusterFixture.WaitUntilAsync(() => agent.Downloads.Any(d => d.ChunksDone == 1), TimeSpan.FromSeconds(30), "the first chunk written");
+        Assert.True(File.Exists(path + ".part"));
+        cut.Cancel();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => copy);
+        Assert.False(File.Exists(path));
+        Assert.False(File.Exists(path + ".part"));
+    }
+
+    [Fact]
     public async Task Cache_eviction_keeps_within_its_byte_cap_and_tells_the_tracker()
     {
         var (key1, content1) = await fixture.PutObjectAsync(seed: 14, size: 1024 * 1024);

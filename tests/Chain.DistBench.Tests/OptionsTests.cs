@@ -15,6 +15,7 @@ public class DistBenchOptionsTests
         Assert.Equal(64 * MiB, options.SizeBytes);
         Assert.Equal(80_000_000, options.RateBitsPerSecond);
         Assert.Equal(80_000_000, options.OriginRateBitsPerSecond);
+        Assert.Equal(9000, options.Mtu);
         Assert.Equal(3, options.Runs);
         Assert.Equal(new[] { "store", "bittorrent", "chain-p2p" }, options.Ways);
         Assert.Equal(TimeSpan.FromSeconds(300), options.WayTimeout);
@@ -25,11 +26,12 @@ public class DistBenchOptionsTests
     public void Every_option_is_read_in_both_spellings()
     {
         DistBenchOptions options = DistBenchOptions.Parse(["--peers=16", "--size", "32MiB", "--rate", "20", "--origin-rate=100mbit",
-            "--runs", "5", "--ways=bittorrent,store", "--timeout", "90", "--nodes=1", "--dir", "/tmp/x", "--keep"]);
+            "--mtu", "1500", "--runs", "5", "--ways=bittorrent,store", "--timeout", "90", "--nodes=1", "--dir", "/tmp/x", "--keep"]);
         Assert.Equal(16, options.Peers);
         Assert.Equal(32 * MiB, options.SizeBytes);
         Assert.Equal(20_000_000, options.RateBitsPerSecond);
         Assert.Equal(100_000_000, options.OriginRateBitsPerSecond);
+        Assert.Equal(1500, options.Mtu);
         Assert.Equal(5, options.Runs);
         Assert.Equal(new[] { "bittorrent", "store" }, options.Ways);
         Assert.Equal(TimeSpan.FromSeconds(90), options.WayTimeout);
@@ -56,6 +58,8 @@ public class DistBenchOptionsTests
     [InlineData("--rate", "0.01")]
     [InlineData("--rate", "fast")]
     [InlineData("--rate", "-5")]
+    [InlineData("--mtu", "575")]
+    [InlineData("--mtu", "9001")]
     [InlineData("--runs", "0")]
     [InlineData("--ways", "ftp")]
     [InlineData("--ways", "store,store")]

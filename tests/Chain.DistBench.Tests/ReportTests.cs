@@ -63,7 +63,7 @@ public class ReportTests
         BenchResults results = Sample();
         console.Write(Report.Build(results));
         string text = writer.ToString();
-        Assert.Contains("lower bound 6.71 s", text);
+        Assert.Contains("MTU 9000: lower bound 6.71 s", text);
         Assert.Contains("3/3", text);
         Assert.Contains("14.00", text);
         Assert.Contains("13.00-16.00", text);

@@ -28,8 +28,8 @@ public sealed class WayResults
 }
 
 /// <summary>
-/// The run: the object, the namespaces (process 0 = origin, 1..N = peers), each way prepared, the links shaped and
-/// calibrated, then <see cref="DistBenchOptions.Runs"/> rounds of every way, each peer's copy verified by SHA-256.
+/// The run: the object, the namespaces (process 0 = origin, 1..N = peers), the links shaped and calibrated, then each way
+/// in turn, alone: prepared, run <see cref="DistBenchOptions.Runs"/> times (each peer's copy verified by SHA-256), stopped.
 /// </summary>
 public static class BenchRun
 {
@@ -59,8 +59,7 @@ public static class BenchRun
         Directory.CreateDirectory(Path.GetDirectoryName(source)!);
         byte[] digest = await WriteSourceAsync(source, options.SizeBytes, ct).ConfigureAwait(false);
 
-        var ways = new List<(IDistributionWay Way, WayResults Results)>();
-        var prepared = new List<(IDistributionWay Way, WayResults Results)>();
+        var ways = new List<IDistributionWay>(); // created and not yet stopped
         NamespaceNetwork? network = null;
         try
         {
@@ -80,12 +79,19 @@ public static class BenchRun
             for (int peer = 1; peer <= options.Peers; peer++)
                 Directory.CreateDirectory(context.PeerDirectory(peer));
 
+            await ShapeAsync(network, options, ct).ConfigureAwait(false);
+            await CalibrateAsync(network, options, results, Path.Combine(root, "logs"), log, ct).ConfigureAwait(false);
+            if (results.Failures.Count > 0)
+                return results;
+
+            // One way at a time, alone on the machine: prepared (through the shaped links), its runs, then stopped, so no
+            // way's runs share the two cores with another way's idle cluster or seeders.
             foreach (string name in options.Ways)
             {
                 IDistributionWay way = CreateWay(name, options);
                 var wayResults = new WayResults { Name = name, Unavailable = way.Unavailable() };
                 results.Ways.Add(wayResults);
-                ways.Add((way, wayResults));
+                ways.Add(way);
                 if (wayResults.Unavailable is not null)
                 {
                     log($"{name}: {wayResults.Unavailable}");
@@ -94,22 +100,13 @@ public static class BenchRun
                 try
                 {
                     await way.PrepareAsync(context, ct).ConfigureAwait(false);
-                    prepared.Add((way, wayResults));
                 }
                 catch (Exception e) when (!ct.IsCancellationRequested)
                 {
                     wayResults.Failures.Add($"prepare: {e.GetType().Name}: {e.Message}");
+                    continue;
                 }
-            }
-
-            await ShapeAsync(network, options, ct).ConfigureAwait(false);
-            await CalibrateAsync(network, options, results, Path.Combine(root, "logs"), log, ct).ConfigureAwait(false);
-            if (results.Failures.Count > 0)
-                return results;
-
-            for (int run = 1; run <= options.Runs; run++)
-            {
-                foreach (var (way, wayResults) in prepared)
+                for (int run = 1; run <= options.Runs; run++)
                 {
                     ClearPeerFiles(context);
                     try
@@ -125,6 +122,8 @@ public static class BenchRun
                         log($"run {run} {way.Name}: FAILED {e.Message}");
                     }
                 }
+                ways.Remove(way);
+                await DisposeWayAsync(way, log).ConfigureAwait(false);
             }
             return results;
         }
@@ -135,26 +134,34 @@ public static class BenchRun
         }
         finally
         {
-            foreach (var (way, _) in ways)
-            {
-                try
-                {
-                    await way.DisposeAsync().ConfigureAwait(false);
-                }
-                catch (Exception e)
-                {
-                    log($"{way.Name}: clean-up failed: {e.Message}");
-                }
-            }
+            foreach (IDistributionWay way in ways)
+                await DisposeWayAsync(way, log).ConfigureAwait(false);
             NetnsProcess.KillAll();
             if (network is not null)
                 await network.DisposeAsync().ConfigureAwait(false);
         }
     }
 
-    /// <summary>Origin: u_s both ways; every peer: the link rate both ways (tbf on both ends of each veth, offloads off).</summary>
+    private static async Task DisposeWayAsync(IDistributionWay way, Action<string> log)
+    {
+        try
+        {
+            await way.DisposeAsync().ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            log($"{way.Name}: clean-up failed: {e.Message}");
+        }
+    }
+
+    /// <summary>
+    /// Every link at the MTU asked for; origin: u_s both ways; every peer: the link rate both ways (tbf on both ends of
+    /// each veth, offloads off).
+    /// </summary>
     private static async Task ShapeAsync(NamespaceNetwork network, DistBenchOptions options, CancellationToken ct)
     {
+        for (int process = 0; process <= options.Peers; process++)
+            await network.SetMtuAsync(process, options.Mtu, ct).ConfigureAwait(false);
         await network.ShapeAsync(0, options.OriginRateBitsPerSecond, options.OriginRateBitsPerSecond, ct).ConfigureAwait(false);
         for (int peer = 1; peer <= options.Peers; peer++)
             await network.ShapeAsync(peer, options.RateBitsPerSecond, options.RateBitsPerSecond, ct).ConfigureAwait(false);

@@ -13,6 +13,10 @@ internal sealed class OriginStore : IAsyncDisposable
     public const string Bucket = "distbench";
     public const string WarmupKey = "warmup";
 
+    /// <summary>Chunks of the warm-up object: enough that the tier's peers fetch some from each other while warming up.</summary>
+    private const int WarmupChunks = 4;
+    private const int DefaultWarmupChunkBytes = 64 * 1024;
+
     /// <summary>The first port of the tier's cluster (master, nodes, then the tracker), clear of the store way's 7400+.</summary>
     private const int P2PBasePort = 7450;
 
@@ -52,7 +56,10 @@ internal sealed class OriginStore : IAsyncDisposable
             {
                 await client.PutAsync(Bucket, key, source, cancellationToken: ct).ConfigureAwait(false);
             }
-            await client.PutAsync(Bucket, WarmupKey, new byte[64 * 1024], cancellationToken: ct).ConfigureAwait(false);
+            // Distinct chunks (identical ones would be stored, and fetched, once).
+            var warmup = new byte[WarmupChunks * (chunkBytes ?? DefaultWarmupChunkBytes)];
+            new Random(7).NextBytes(warmup);
+            await client.PutAsync(Bucket, WarmupKey, warmup, cancellationToken: ct).ConfigureAwait(false);
             return new OriginStore(cluster, key);
         }
         catch

@@ -35,7 +35,7 @@ public static class Report
     {
         DistBenchOptions o = results.Options;
         var table = new Table().Title($"Distribution of {ByteSize.Format(o.SizeBytes)} to {o.Peers} peers, links {Mbit(o.RateBitsPerSecond)}, " +
-            $"origin {Mbit(o.OriginRateBitsPerSecond)}: lower bound {S(results.BoundSeconds)} s");
+            $"origin {Mbit(o.OriginRateBitsPerSecond)}, MTU {o.Mtu}: lower bound {S(results.BoundSeconds)} s");
         foreach (string column in new[] { "way", "runs", "last peer s (median)", "spread s", "per-peer min / median s", "x bound", "CPU idle % (min)", "note" })
             table.AddColumn(new TableColumn(column).RightAligned());
         foreach (WayResults way in results.Ways)
