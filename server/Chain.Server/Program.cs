@@ -70,8 +70,14 @@ public static class Program
             b.AddFilter("Microsoft", LogLevel.Warning);
         });
         var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        using PosixSignalRegistration term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(); });
-        using PosixSignalRegistration intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult(); });
+        // Kept for the whole process, never disposed: a supervisor's SIGTERM that lands while Main is returning (after a
+        // stop by stdin close or SIGINT) must still be handled here, not by the default action, which kills the process
+        // with 143 and makes a clean stop look failed (seen from `chain up`: "tracker exited with code 143").
+        SignalRegistrations = new[]
+        {
+            PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(); }),
+            PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult(); }),
+        };
 
         if (flags.ContainsKey("exit-on-stdin-close"))
         {
@@ -425,6 +431,9 @@ public static class Program
         Limits = new RpcLimits { MaxMessageBytes = Limits.MessageBytesMax },
         LoggerFactory = loggers,
     };
+
+    /// <summary>The SIGTERM / SIGINT handlers, referenced until the process ends.</summary>
+    private static PosixSignalRegistration[]? SignalRegistrations;
 
     private static readonly HashSet<string> BooleanFlags = new(StringComparer.Ordinal) { "exit-on-stdin-close", "unsafe-test-corrupt-uploads" };
 
