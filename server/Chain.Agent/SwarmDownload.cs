@@ -489,11 +489,11 @@ public sealed class SwarmDownload
             if (data.Length != chunk.Size || !SHA256.HashData(data.Span).AsSpan().SequenceEqual(chunk.Sha256.Span))
                 return new Result(Outcome.Types.Kind.VerificationFailed, 0, clock.ElapsedMilliseconds);
             _agent.Cache.PutVerified(chunk.Sha256, data, cancellationToken);
-            var onVerified = Volatile.Read(ref _onVerified);
             for (int i = 0; i < Layout.Chunks.Count; i++)
             {
+                // Read after marking: a callback given before the mark gets the chunk, one given after lists it as held.
                 if (Layout.Chunks[i].Sha256Hex == chunk.Sha256Hex && MarkHeldFromCache(i))
-                    (onVerified ?? Volatile.Read(ref _onVerified))?.Invoke(i, data);
+                    Volatile.Read(ref _onVerified)?.Invoke(i, data);
             }
             if (!Held(job.Chunk))
                 return new Result(Outcome.Types.Kind.SourceFailed, 0, 0, new InvalidOperationException("the chunk was evicted as soon as it was cached"));
